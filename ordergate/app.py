@@ -1,0 +1,192 @@
+"""The HTTP shell: parse, run, render. ``create_app`` for tests, ``get_app`` for servers."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import time
+from decimal import Decimal
+from typing import Any
+
+import falcon
+
+from ordergate.brokers.base import Broker
+from ordergate.config import Settings, load_settings
+from ordergate.pipeline.errors import BrokerError, Rejection
+from ordergate.pipeline.registry import Service, build_service
+from ordergate.pipeline.signal import Signal
+
+log = logging.getLogger("ordergate")
+
+# Alert bodies are a few hundred bytes; this bounds how deep a hostile body may nest.
+MAX_DEPTH = 32
+
+
+def new_signal_id() -> str:
+    """Time-ordered and unique: 11 hex digits of milliseconds + 10 random hex digits."""
+    return f"{int(time.time() * 1000):011x}{secrets.token_hex(5)}"
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise Rejection(f"Invalid JSON: duplicate key {key[:40]!r}", status=400, code="duplicate_key")
+        result[key] = value
+    return result
+
+
+def _no_constants(name: str) -> Any:
+    raise Rejection(f"Invalid JSON: {name} is not a number", status=400, code="invalid_json")
+
+
+def _depth(value: Any, limit: int) -> int:
+    stack = [(value, 1)]
+    deepest = 0
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            break
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+    return deepest
+
+
+def parse_body(raw: bytes) -> dict[str, Any]:
+    """JSON whatever the Content-Type, numbers as Decimal; a clear 400 for anything else."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise Rejection("Invalid body: not UTF-8 text", status=400, code="invalid_encoding") from None
+    if not text.strip():
+        raise Rejection("Empty body: send the alert message as JSON", status=400, code="empty_body")
+    try:
+        payload = json.loads(
+            text, parse_float=Decimal, parse_int=Decimal, parse_constant=_no_constants, object_pairs_hook=_no_duplicates
+        )
+    except json.JSONDecodeError as exc:
+        raise Rejection(
+            f"Invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", status=400, code="invalid_json"
+        ) from None
+    except (ValueError, RecursionError):  # e.g. an integer of more than 4300 digits, deep nesting
+        reason = "Invalid JSON: a value is too large or too deeply nested"
+        raise Rejection(reason, status=400, code="invalid_json") from None
+    if not isinstance(payload, dict):
+        raise Rejection("Invalid payload: expected a JSON object", status=400, code="not_an_object")
+    if _depth(payload, MAX_DEPTH) > MAX_DEPTH:
+        raise Rejection("Invalid payload: nested too deeply", status=400, code="too_deep")
+    return payload
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=lambda v: format(v, "f") if isinstance(v, Decimal) else str(v))
+
+
+class WebhookResource:
+    """``POST /webhook``: one signal in, one outcome out."""
+
+    def __init__(self, service: Service, max_body: int) -> None:
+        self.service = service
+        self.max_body = max_body
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        received = time.time()
+        if req.content_length is not None and req.content_length > self.max_body:
+            raise falcon.HTTPContentTooLarge(description=f"Body over {self.max_body} bytes")
+        raw = req.bounded_stream.read(self.max_body + 1)
+        if len(raw) > self.max_body:
+            raise falcon.HTTPContentTooLarge(description=f"Body over {self.max_body} bytes")
+        payload = parse_body(raw)
+        broker = payload.get("broker")
+        if not isinstance(broker, str) or not broker.strip():
+            raise Rejection("Missing required field: broker", status=400, code="invalid_payload")
+        runner = self.service.runner_for(broker)
+        if runner is None:
+            raise Rejection(f"Unknown broker: {broker.strip()[:64]}", status=400, code="unknown_broker")
+        signal = Signal(id=new_signal_id(), route=runner.route.name, payload=payload, received_at=received)
+        outcome = runner.run(signal)
+        resp.status = falcon.code_to_http_status(outcome.http_status)
+        resp.content_type = falcon.MEDIA_JSON
+        resp.text = _json(outcome.body())
+
+
+class HealthResource:
+    """``GET /healthz``: the process is alive and serving."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.content_type = falcon.MEDIA_JSON
+        resp.text = _json(
+            {"status": "ok", "environment": self.service.settings.environment, "routes": sorted(self.service.runners)}
+        )
+
+
+def _rejection(req: falcon.Request, resp: falcon.Response, exc: Rejection, params: dict[str, Any]) -> None:
+    resp.status = falcon.code_to_http_status(exc.status)
+    resp.content_type = falcon.MEDIA_JSON
+    body: dict[str, Any] = {"success": False, "error": exc.reason}
+    if exc.code:
+        body["code"] = exc.code
+    resp.text = _json(body)
+
+
+def _broker_error(req: falcon.Request, resp: falcon.Response, exc: BrokerError, params: dict[str, Any]) -> None:
+    resp.status = falcon.code_to_http_status(exc.status)
+    resp.content_type = falcon.MEDIA_JSON
+    resp.text = _json({"success": False, "error": exc.message})
+
+
+def _http_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTPError, params: dict[str, Any]) -> None:
+    resp.status = exc.status
+    resp.content_type = falcon.MEDIA_JSON
+    resp.text = _json({"success": False, "error": exc.description or exc.title})
+    resp.set_headers(exc.headers or {})
+
+
+def _unexpected(req: falcon.Request, resp: falcon.Response, exc: Exception, params: dict[str, Any]) -> None:
+    # Reached only before a runner exists for the request (the runner turns its own faults
+    # into outcomes), so no order can exist yet and a 5xx retry by TradingView is safe.
+    log.exception("Unexpected error on %s %s", req.method, req.path)
+    resp.status = falcon.HTTP_500
+    resp.content_type = falcon.MEDIA_JSON
+    resp.text = _json({"success": False, "error": "Internal error"})
+
+
+class OrdergateApp(falcon.App):  # type: ignore[type-arg]
+    """The falcon app, carrying the service it was built around (for the CLI and tests)."""
+
+    def __init__(self, service: Service) -> None:
+        super().__init__(cors_enable=False)
+        self.service = service
+
+
+def create_app(settings: Settings, *, brokers: dict[str, Broker] | None = None) -> OrdergateApp:
+    """Build the WSGI app from validated settings; ``brokers`` replaces configured ones by name."""
+    service = build_service(settings, brokers)
+    app = OrdergateApp(service)
+    app.req_options.strip_url_path_trailing_slash = True
+    app.add_route("/webhook", WebhookResource(service, settings.data["server"]["max_body_bytes"]))
+    app.add_route("/healthz", HealthResource(service))
+    app.add_error_handler(Exception, _unexpected)
+    app.add_error_handler(falcon.HTTPError, _http_error)
+    app.add_error_handler(Rejection, _rejection)
+    app.add_error_handler(BrokerError, _broker_error)
+    return app
+
+
+def get_app() -> OrdergateApp:
+    """The app for ``waitress-serve --call ordergate.app:get_app``: config from the environment."""
+    from ordergate.logs import configure_logging
+
+    configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
+    settings = load_settings()
+    app = create_app(settings)
+    log.info("ordergate ready: environment %s, routes %s", settings.environment, ", ".join(app.service.runners))
+    return app

@@ -1,0 +1,104 @@
+"""The broker contract every adapter implements, and the market-file reader they share."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from ordergate.config import read_yaml
+from ordergate.pipeline.errors import ConfigError
+from ordergate.pipeline.signal import Market, MarketType, Order, Placement
+
+
+@runtime_checkable
+class Broker(Protocol):
+    """A narrow adapter between ordergate and one account at one broker.
+
+    Every method may raise :class:`~ordergate.pipeline.errors.BrokerError` subclasses and
+    :class:`~ordergate.pipeline.errors.Rejection` (the broker refused the order with a reason
+    the trader should read) and nothing else: adapters translate their library's errors in one
+    place. Amounts are ``Decimal`` in and out.
+    """
+
+    name: str  # the key under ``brokers:`` in the YAML
+    label: str  # for people: "paper", "Binance testnet"
+
+    def market(self, symbol: str) -> Market | None:
+        """The market's rules, or None when the broker does not list ``symbol``."""
+        ...
+
+    def price(self, symbol: str) -> Decimal:
+        """The current price of ``symbol`` in its quote asset."""
+        ...
+
+    def free_balance(self, asset: str) -> Decimal:
+        """What can be spent now: free quote/base balance (spot) or free margin (futures)."""
+        ...
+
+    def leverage(self, symbol: str) -> Decimal:
+        """The leverage orders on ``symbol`` use (1 for spot and cash equities)."""
+        ...
+
+    def order_params(self, order: Order, market: Market) -> dict[str, Any]:
+        """The parameters ``place_order`` will send, as the broker names them (for the log)."""
+        ...
+
+    def place_order(self, order: Order, market: Market) -> Placement:
+        """Place ``order`` exactly once, tagged with ``order.client_order_id``."""
+        ...
+
+    def find_order(self, client_order_id: str, symbol: str) -> Placement | None:
+        """Look an order up by its client order id; None when the broker has no such order."""
+        ...
+
+
+def decimal_field(entry: Mapping[str, Any], key: str, *, file: str, path: str) -> Decimal:
+    """Read one number of a market file exactly (strings and ints; floats were never let in)."""
+    value = entry.get(key, 0)
+    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+        raise ConfigError(f"{key} must be a number written as a string", file=file, path=path)
+    try:
+        result = Decimal(value)
+    except ArithmeticError:
+        raise ConfigError(f"{key}: {value!r} is not a number", file=file, path=path) from None
+    if not result.is_finite() or result < 0:
+        raise ConfigError(f"{key}: {value!r} must be a finite number >= 0", file=file, path=path)
+    return result
+
+
+def load_markets(path: Path, market_type: MarketType) -> dict[str, Market]:
+    """Read a market file (JSON or YAML: ``{markets: {SYMBOL: {base, quote, tick_size, ...}}}``)."""
+    file = str(path)
+    if path.suffix == ".json":
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read: {exc.strerror}", file=file) from None
+        except ValueError as exc:
+            raise ConfigError(f"invalid JSON: {exc}", file=file) from None
+    else:
+        data = read_yaml(path)
+    entries = data.get("markets") if isinstance(data, dict) else None
+    if not isinstance(entries, dict) or not entries:
+        raise ConfigError("expected a non-empty 'markets' mapping", file=file)
+    markets: dict[str, Market] = {}
+    for symbol, entry in entries.items():
+        where = f"markets.{symbol}"
+        if not isinstance(entry, dict) or not entry.get("quote"):
+            raise ConfigError("each market needs at least a quote asset", file=file, path=where)
+        markets[str(symbol).upper()] = Market(
+            symbol=str(symbol).upper(),
+            base=str(entry.get("base", symbol)),
+            quote=str(entry["quote"]),
+            type=market_type,
+            tick_size=decimal_field(entry, "tick_size", file=file, path=where),
+            step_size=decimal_field(entry, "step_size", file=file, path=where),
+            min_qty=decimal_field(entry, "min_qty", file=file, path=where),
+            max_qty=decimal_field(entry, "max_qty", file=file, path=where),
+            min_notional=decimal_field(entry, "min_notional", file=file, path=where),
+            broker_symbol=str(entry.get("broker_symbol", symbol)),
+        )
+    return markets

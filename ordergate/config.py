@@ -1,0 +1,315 @@
+"""Load, interpolate, merge and validate the YAML configuration.
+
+``config/ordergate.yaml`` is the base; ``config/environments/<ORDERGATE_ENV>.yaml`` is merged
+over it (mappings merge key by key, anything else is replaced). Numbers are read as ``Decimal``
+and ``${VAR}`` / ``${VAR:-default}`` are resolved from the environment, in scalar values only,
+so a secret can never change the document's structure. Every error names the file and the key
+path, and all of it happens at startup.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, ClassVar
+
+import cerberus
+import yaml
+
+from ordergate.pipeline.errors import ConfigError
+
+ENV_VAR = "ORDERGATE_ENV"
+DEFAULT_ENV = "development"
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_INT = re.compile(r"[-+]?[0-9]+")
+_DEC = re.compile(r"[-+]?([0-9]+\.[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?|[-+]?[0-9]+[eE][-+]?[0-9]+")
+
+
+class _DecimalLoader(yaml.SafeLoader):
+    """YAML loader that reads floats as exact Decimals (``0.1`` stays ``Decimal('0.1')``)."""
+
+
+def _decimal(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Decimal:
+    text = str(loader.construct_scalar(node)).replace("_", "")
+    lowered = text.lower()
+    if lowered in (".inf", "+.inf", "-.inf", ".nan"):
+        raise yaml.constructor.ConstructorError(None, None, f"{text} is not a usable number", node.start_mark)
+    return Decimal(text)
+
+
+_DecimalLoader.add_constructor("tag:yaml.org,2002:float", _decimal)
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse one YAML file; syntax errors become ConfigError with file and line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", file=str(path)) from None
+    try:
+        return yaml.load(text, Loader=_DecimalLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(f"{where}{exc.problem}", file=str(path)) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"invalid YAML: {exc}", file=str(path)) from None
+
+
+def _scalar(text: str) -> Any:
+    """The YAML meaning of an interpolated value that was the whole scalar (``true``, ``8080``)."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "yes", "on"):
+        return True
+    if lowered in ("false", "no", "off"):
+        return False
+    if lowered in ("", "null", "~"):
+        return None
+    if _INT.fullmatch(text.strip()):
+        return int(text)
+    if _DEC.fullmatch(text.strip()):
+        return Decimal(text.strip())
+    return text
+
+
+def interpolate(node: Any, environ: Mapping[str, str], *, file: str, path: str = "") -> Any:
+    """Resolve ``${VAR}`` and ``${VAR:-default}`` in every string scalar of ``node``."""
+    if isinstance(node, dict):
+        return {k: interpolate(v, environ, file=file, path=_join(path, k)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [interpolate(v, environ, file=file, path=f"{path}[{i}]") for i, v in enumerate(node)]
+    if not isinstance(node, str) or "${" not in node:
+        return node
+
+    def value(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        found = environ.get(name)
+        if found is None or (found == "" and default is not None):
+            if default is None:
+                raise ConfigError(f"environment variable {name} is not set", file=file, path=path)
+            return default
+        return found
+
+    whole = _VAR.fullmatch(node)
+    result = _VAR.sub(value, node)
+    return _scalar(result) if whole else result
+
+
+def merge(base: Any, overlay: Any) -> Any:
+    """Deep-merge ``overlay`` over ``base``: mappings merge, everything else is replaced."""
+    if isinstance(base, dict) and isinstance(overlay, dict):
+        merged = dict(base)
+        for key, value in overlay.items():
+            merged[key] = merge(base[key], value) if key in base else value
+        return merged
+    return overlay
+
+
+def _join(path: str, key: object) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+# -- validation -------------------------------------------------------------------------------
+
+
+class Validator(cerberus.Validator):  # type: ignore[misc]
+    """Cerberus with a ``decimal`` type: config numbers are Decimal (or int), never float."""
+
+    types_mapping: ClassVar[dict[str, Any]] = dict(cerberus.Validator.types_mapping)
+    types_mapping["decimal"] = cerberus.TypeDefinition("decimal", (int, Decimal), (bool,))
+
+
+def validate(document: Any, schema: Mapping[str, Any], *, file: str, path: str = "") -> dict[str, Any]:
+    """Validate ``document`` against a Cerberus ``schema``; return it with defaults filled in.
+
+    The first error is raised as ConfigError naming ``file`` and the full key path.
+    """
+    if document is None:
+        document = {}
+    if not isinstance(document, dict):
+        raise ConfigError("must be a mapping", file=file, path=path or None)
+    validator = Validator(dict(schema))
+    if not validator.validate(document):
+        key, message = next(flatten_errors(validator.errors))
+        raise ConfigError(message, file=file, path=_join(path, key) if key else path)
+    normalized: dict[str, Any] = validator.document
+    return normalized
+
+
+def flatten_errors(errors: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """Turn Cerberus' nested error dict into ``("a.b[0].c", "message")`` pairs."""
+    if isinstance(errors, dict):
+        for key, value in errors.items():
+            sub = f"{prefix}[{key}]" if isinstance(key, int) else _join(prefix, key)
+            yield from flatten_errors(value, sub)
+    elif isinstance(errors, list):
+        for item in errors:
+            if isinstance(item, str):
+                yield prefix, item
+            else:
+                yield from flatten_errors(item, prefix)
+
+
+_STAGE_ITEM = {"type": ["string", "dict"]}
+
+SCHEMA: dict[str, Any] = {
+    "server": {
+        "type": "dict",
+        "default": {},
+        "schema": {
+            "host": {"type": "string", "default": "0.0.0.0"},  # noqa: S104 - a server listens
+            "port": {"type": "integer", "min": 1, "max": 65535, "default": 8080},
+            "threads": {"type": "integer", "min": 1, "max": 256, "default": 8},
+            "max_body_bytes": {"type": "integer", "min": 256, "max": 10_485_760, "default": 16384},
+        },
+    },
+    "paths": {
+        "type": "dict",
+        "default": {},
+        "schema": {"schemas": {"type": "string", "default": "../schemas"}},
+    },
+    "brokers": {
+        "type": "dict",
+        "required": True,
+        "empty": False,
+        "keysrules": {"type": "string", "regex": "[A-Za-z0-9_-]+"},
+        "valuesrules": {
+            "type": "dict",
+            "allow_unknown": True,  # each adapter validates its own options
+            "schema": {"adapter": {"type": "string", "required": True}, "label": {"type": "string"}},
+        },
+    },
+    "pipelines": {
+        "type": "dict",
+        "required": True,
+        "empty": False,
+        "keysrules": {"type": "string", "regex": "[A-Za-z0-9_-]+"},
+        "valuesrules": {"type": "list", "empty": False, "schema": _STAGE_ITEM},
+    },
+    "routes": {
+        "type": "dict",
+        "required": True,
+        "empty": False,
+        "keysrules": {"type": "string", "regex": "[A-Za-z0-9_-]+"},
+        "valuesrules": {
+            "type": "dict",
+            "schema": {
+                "broker": {"type": "string", "required": True},
+                "pipeline": {"type": "string", "required": True},
+                "label": {"type": "string"},
+                "aliases": {"type": "list", "schema": {"type": "string"}, "default": []},
+            },
+        },
+    },
+    "limits": {
+        "type": "dict",
+        "default": {},
+        "schema": {
+            "max_notional": {"type": "decimal", "nullable": True, "min": 0, "default": None},
+            "max_orders_per_minute": {"type": "integer", "nullable": True, "min": 1, "default": None},
+            "routes": {
+                "type": "dict",
+                "default": {},
+                "valuesrules": {
+                    "type": "dict",
+                    "schema": {
+                        "max_notional": {"type": "decimal", "nullable": True, "min": 0},
+                        "max_orders_per_minute": {"type": "integer", "nullable": True, "min": 1},
+                    },
+                },
+            },
+        },
+    },
+    "stages": {
+        # per-environment option overrides, applied to every use of a stage: {balance: {enabled: false}}
+        "type": "dict",
+        "default": {},
+        "valuesrules": {"type": "dict"},
+    },
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated, merged configuration and where it came from."""
+
+    environment: str
+    config_dir: Path
+    data: dict[str, Any]
+    files: tuple[Path, ...]
+    _origins: dict[str, Path] = field(default_factory=dict, repr=False, compare=False)
+
+    def origin(self, path: str) -> str:
+        """The file that last set ``path`` (or its nearest parent): for error messages."""
+        probe = path
+        while probe:
+            if probe in self._origins:
+                return str(self._origins[probe])
+            probe = probe.rpartition(".")[0]
+        return str(self.files[-1])
+
+    @property
+    def schemas_dir(self) -> Path:
+        return (self.config_dir / str(self.data["paths"]["schemas"])).resolve()
+
+
+def default_config_dir() -> Path:
+    """``$ORDERGATE_CONFIG_DIR``, else ``./config``, else the ``config/`` beside the package."""
+    explicit = os.environ.get("ORDERGATE_CONFIG_DIR")
+    if explicit:
+        return Path(explicit)
+    local = Path.cwd() / "config"
+    if (local / "ordergate.yaml").is_file():
+        return local
+    return Path(__file__).resolve().parent.parent / "config"
+
+
+def _record_origins(node: Any, file: Path, origins: dict[str, Path], path: str = "") -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            sub = _join(path, key)
+            origins[sub] = file
+            _record_origins(value, file, origins, sub)
+
+
+def load_settings(
+    environment: str | None = None,
+    config_dir: Path | str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Read, interpolate, merge and validate the configuration for one environment."""
+    environ = os.environ if environ is None else environ
+    environment = environment or environ.get(ENV_VAR) or DEFAULT_ENV
+    base_dir = Path(config_dir) if config_dir is not None else default_config_dir()
+    base_file = base_dir / "ordergate.yaml"
+    env_file = base_dir / "environments" / f"{environment}.yaml"
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", environment) or not env_file.is_file():
+        known = sorted(p.stem for p in (base_dir / "environments").glob("*.yaml"))
+        raise ConfigError(
+            f"unknown environment {environment!r} (known: {', '.join(known) or 'none'})",
+            file=str(env_file),
+        )
+
+    origins: dict[str, Path] = {}
+    merged: Any = {}
+    for file in (base_file, env_file):
+        raw = read_yaml(file)
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise ConfigError("the top level must be a mapping", file=str(file))
+        resolved = interpolate(raw, environ, file=str(file))
+        _record_origins(resolved, file, origins)
+        merged = merge(merged, resolved)
+
+    settings = Settings(environment, base_dir.resolve(), {}, (base_file, env_file), origins)
+    validator = Validator(SCHEMA)
+    if not validator.validate(merged):
+        key, message = next(flatten_errors(validator.errors))
+        raise ConfigError(message, file=settings.origin(key), path=key)
+    return Settings(environment, base_dir.resolve(), validator.document, (base_file, env_file), origins)

@@ -1,0 +1,1 @@
+"""The pipeline core: signal types, errors, stage registry and runner."""

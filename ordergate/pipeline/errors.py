@@ -1,0 +1,94 @@
+"""ordergate's own error types, sorted by what the operator must do.
+
+::
+
+    OrdergateError
+    ├── Rejection              expected: a stage refused the signal; the trader reads the reason
+    │   └── (status 400 for malformed payloads, 422 for trading rules, 429 for rate limits)
+    ├── ConfigError            fix the YAML: raised at startup only, names the file and key path
+    └── BrokerError            the broker failed us, not the signal
+        ├── BrokerUnavailable  transient; no order can exist yet, so the sender may retry (503)
+        ├── BrokerAuthError    fix the keys (422, never retried)
+        └── OrderOutcomeUnknown  an order may exist: look it up by client order id, never re-send
+
+Adapters translate their library's exceptions into these in one place each; the HTTP layer
+renders them through ``falcon.App.add_error_handler`` and nothing else.
+"""
+
+from __future__ import annotations
+
+# The seed's words. They are the contract with existing alert setups: never reword them.
+ORDER_TOO_SMALL = "Order size too small"
+INVALID_PRECISION = "Invalid quantity precision"
+INSUFFICIENT_BALANCE = "Insufficient balance"
+INVALID_SYMBOL = "Invalid symbol"
+
+
+class OrdergateError(Exception):
+    """Base of every error ordergate raises on purpose."""
+
+
+class Rejection(OrdergateError):
+    """The signal was refused: a normal outcome, not a fault (like scrapy's ``DropItem``).
+
+    ``reason`` is shown to the trader verbatim, so it must never carry secrets or library
+    internals. ``status`` is the HTTP status of the answer; ``stage`` names the stage that
+    refused (the runner fills it in); ``code`` is a stable machine-readable tag.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        status: int = 422,
+        code: str | None = None,
+        stage: str | None = None,
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.code = code
+        self.stage = stage
+
+
+class ConfigError(OrdergateError):
+    """The configuration cannot be used; raised at startup, never per request."""
+
+    def __init__(self, message: str, *, file: str | None = None, path: str | None = None) -> None:
+        where = ":".join(p for p in (file, path) if p)
+        super().__init__(f"{where}: {message}" if where else message)
+        self.file = file
+        self.path = path
+
+
+class BrokerError(OrdergateError):
+    """The broker could not do what was asked; ``broker`` names the configured broker."""
+
+    status = 503
+
+    def __init__(self, message: str, *, broker: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.broker = broker
+
+
+class BrokerUnavailable(BrokerError):
+    """Transient failure before any order could exist (network, rate limit, maintenance)."""
+
+    status = 503
+
+
+class BrokerAuthError(BrokerError):
+    """The broker refused our credentials; retrying cannot help."""
+
+    status = 422
+
+
+class OrderOutcomeUnknown(BrokerError):
+    """A placement may have reached the broker but we do not know its result.
+
+    Answered with 202 (never 5xx, which would make TradingView re-send the signal); the order
+    is looked up by its client order id, never re-sent blind.
+    """
+
+    status = 202

@@ -1,0 +1,156 @@
+"""The registry: YAML stage names -> stage classes, and building every route's chain.
+
+Everything that can be checked without a signal is checked here, at startup: unknown stage
+names, bad options (Cerberus), impossible chains (a stage before what it requires, two
+``execute`` stages, a check after ``execute``), routes naming missing brokers or pipelines.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from ordergate.brokers import build_broker
+from ordergate.brokers.base import Broker
+from ordergate.config import Settings, validate
+from ordergate.pipeline.errors import ConfigError
+from ordergate.pipeline.runner import Runner
+from ordergate.pipeline.stage import Limits, Observer, RouteContext, Stage
+from ordergate.stages import BUILTIN
+
+
+def stage_class(name: str, *, file: str, path: str) -> type[Any]:
+    """A built-in stage by name, or a custom one by ``package.module:ClassName``."""
+    if name in BUILTIN:
+        return BUILTIN[name]
+    if ":" in name:
+        module_name, _, attr = name.partition(":")
+        try:
+            found = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"cannot import stage {name!r}: {exc}", file=file, path=path) from None
+        if not isinstance(found, type):
+            raise ConfigError(f"stage {name!r} is not a class", file=file, path=path)
+        return found
+    known = ", ".join(BUILTIN)
+    raise ConfigError(f"unknown stage {name!r} (known: {known}, or package.module:Class)", file=file, path=path)
+
+
+def _decimal_or_none(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+def _entries(chain: list[Any], *, file: str, path: str) -> list[tuple[str, dict[str, Any], str]]:
+    """``- notional: {min: 10}`` / ``- limits`` -> ``(name, options, key path)``."""
+    entries: list[tuple[str, dict[str, Any], str]] = []
+    for index, item in enumerate(chain):
+        where = f"{path}[{index}]"
+        if isinstance(item, str):
+            entries.append((item, {}, where))
+        elif isinstance(item, dict) and len(item) == 1:
+            name, options = next(iter(item.items()))
+            if options is None:
+                options = {}
+            if not isinstance(options, dict):
+                raise ConfigError(f"options of stage {name!r} must be a mapping", file=file, path=f"{where}.{name}")
+            entries.append((str(name), options, f"{where}.{name}"))
+        else:
+            raise ConfigError("a stage is a name, or a mapping of one name to its options", file=file, path=where)
+    return entries
+
+
+@dataclass(frozen=True)
+class Service:
+    """Everything built from the configuration: brokers, and a runner per route and alias."""
+
+    settings: Settings
+    brokers: Mapping[str, Broker]
+    runners: Mapping[str, Runner]  # route name -> runner
+    aliases: Mapping[str, str]  # upper-cased route name or alias -> route name
+
+    def runner_for(self, broker_field: str) -> Runner | None:
+        route = self.aliases.get(broker_field.strip().upper())
+        return self.runners[route] if route is not None else None
+
+
+def build_chain(
+    pipeline: str, chain: list[Any], route: RouteContext, overrides: Mapping[str, Any], *, file: str
+) -> Runner:
+    """Build one route's runner from its pipeline's stage list."""
+    stages: list[tuple[str, Stage]] = []
+    observers: list[tuple[str, Observer]] = []
+    seen: list[str] = []
+    for name, options, where in _entries(chain, file=file, path=f"pipelines.{pipeline}"):
+        cls = stage_class(name, file=file, path=where)
+        merged = {**options, **overrides.get(name, {})}
+        opts = validate(merged, getattr(cls, "options_schema", {}), file=file, path=where)
+        for needed in getattr(cls, "requires", ()):
+            if needed not in seen:
+                raise ConfigError(f"stage {name!r} needs {needed!r} earlier in the chain", file=file, path=where)
+        if getattr(cls, "unique", False) and name in seen:
+            raise ConfigError(f"stage {name!r} may appear only once", file=file, path=where)
+        is_observer = getattr(cls, "observer", False)
+        if "execute" in seen and not is_observer:
+            raise ConfigError(f"stage {name!r} comes after 'execute'; only observers may", file=file, path=where)
+        instance = cls(opts, route)
+        if is_observer:
+            observers.append((name, instance))
+        else:
+            stages.append((name, instance))
+        seen.append(name)
+    return Runner(route, stages, observers)
+
+
+def build_service(settings: Settings, brokers: Mapping[str, Broker] | None = None) -> Service:
+    """Build brokers (unless injected) and every route's chain; raises ConfigError."""
+    data = settings.data
+    if brokers is None:
+        brokers = {}
+    built = dict(brokers)
+    routes = data["routes"]
+    used = {r["broker"] for r in routes.values()}
+    for name in sorted(used):
+        if name in built:
+            continue
+        if name not in data["brokers"]:
+            continue  # reported below, against the route that names it
+        file = settings.origin(f"brokers.{name}")
+        built[name] = build_broker(name, data["brokers"][name], config_dir=settings.config_dir, file=file)
+
+    limits = data["limits"]
+    runners: dict[str, Runner] = {}
+    aliases: dict[str, str] = {}
+    for route_name, route in routes.items():
+        where = f"routes.{route_name}"
+        file = settings.origin(where)
+        if route["broker"] not in built:
+            raise ConfigError(f"no broker named {route['broker']!r} under brokers:", file=file, path=f"{where}.broker")
+        if route["pipeline"] not in data["pipelines"]:
+            raise ConfigError(
+                f"no pipeline named {route['pipeline']!r} under pipelines:", file=file, path=f"{where}.pipeline"
+            )
+        own = limits["routes"].get(route_name, {})
+        context = RouteContext(
+            name=route_name,
+            label=route.get("label") or route_name.title(),
+            broker=built[route["broker"]],
+            pipeline=route["pipeline"],
+            environment=settings.environment,
+            limits=Limits(
+                max_notional=_decimal_or_none(own.get("max_notional", limits["max_notional"])),
+                max_orders_per_minute=own.get("max_orders_per_minute", limits["max_orders_per_minute"]),
+            ),
+            schemas_dir=settings.schemas_dir,
+        )
+        pipeline_file = settings.origin(f"pipelines.{route['pipeline']}")
+        runners[route_name] = build_chain(
+            route["pipeline"], data["pipelines"][route["pipeline"]], context, data["stages"], file=pipeline_file
+        )
+        for key in (route_name, *route["aliases"]):
+            if key.upper() in aliases:
+                raise ConfigError(f"{key!r} is used by two routes", file=file, path=where)
+            aliases[key.upper()] = route_name
+    return Service(settings, built, runners, aliases)

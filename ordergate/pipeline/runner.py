@@ -1,0 +1,180 @@
+"""The runner: a plain loop over a route's stages, with a trace and outcome observers."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ordergate.pipeline.errors import BrokerError, OrderOutcomeUnknown, Rejection
+from ordergate.pipeline.money import plain
+from ordergate.pipeline.signal import Placement, Signal
+from ordergate.pipeline.stage import Observer, RouteContext, Stage
+
+log = logging.getLogger("ordergate")
+
+Status = Literal["filled", "open", "rejected", "error", "unknown"]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One line of a trace: which stage, how it ended, how long it took."""
+
+    stage: str
+    outcome: Literal["ok", "rejected", "error"]
+    micros: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"stage": self.stage, "outcome": self.outcome, "us": self.micros}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one signal ended; rendered to HTTP, the journal and the observers."""
+
+    signal: Signal
+    route: RouteContext
+    status: Status
+    trace: tuple[Step, ...]
+    placement: Placement | None = None
+    rejection: Rejection | None = None
+    error: BrokerError | None = None
+    fault: BaseException | None = field(default=None, repr=False)
+
+    @property
+    def http_status(self) -> int:
+        if self.placement is not None:
+            return 200
+        if self.rejection is not None:
+            return self.rejection.status
+        if self.error is not None:
+            return self.error.status
+        return 500
+
+    @property
+    def reason(self) -> str | None:
+        """Why the signal did not become an order, in words safe to show the trader."""
+        if self.rejection is not None:
+            return self.rejection.reason
+        if self.error is not None:
+            return self.error.message
+        if self.fault is not None:
+            return "Internal error"
+        return None
+
+    @property
+    def failed_stage(self) -> str | None:
+        return next((s.stage for s in self.trace if s.outcome != "ok"), None)
+
+    def body(self) -> dict[str, Any]:
+        """The HTTP answer: the seed's shape plus the signal id, notes and trace."""
+        body: dict[str, Any]
+        placement = self.placement
+        if placement is not None:
+            order = self.signal.require_order()
+            body = {
+                "success": True,
+                "orderId": placement.order_id,
+                "clientOrderId": placement.client_order_id,
+                "status": placement.status,
+                "symbol": placement.symbol,
+                "side": placement.side.upper(),
+                "type": placement.type,
+                "quantity": plain(placement.quantity),
+                "price": plain(order.price) if order.price is not None else None,
+                "executedQty": plain(placement.filled),
+                "avgPrice": plain(placement.average_price) if placement.average_price is not None else None,
+                "route": self.route.name,
+                "broker": self.route.broker.label,
+            }
+        else:
+            body = {"success": False, "error": self.reason}
+            if self.failed_stage:
+                body["stage"] = self.failed_stage
+            code = self.rejection.code if self.rejection is not None else None
+            if code:
+                body["code"] = code
+            if self.status == "unknown":
+                body["status"] = "unknown"
+                body["clientOrderId"] = self.signal.require_order().client_order_id
+        body["signalId"] = self.signal.id
+        if self.signal.notes:
+            body["notes"] = list(self.signal.notes)
+        body["trace"] = [s.as_dict() for s in self.trace]
+        return body
+
+
+class Runner:
+    """Runs one route's chain: ``stages`` in order, then every observer on the outcome."""
+
+    def __init__(
+        self,
+        route: RouteContext,
+        stages: Sequence[tuple[str, Stage]],
+        observers: Sequence[tuple[str, Observer]] = (),
+    ) -> None:
+        self.route = route
+        self.stages = tuple(stages)
+        self.observers = tuple(observers)
+        self.execute_at = next((i for i, (n, _) in enumerate(self.stages) if n == "execute"), None)
+
+    @property
+    def names(self) -> list[str]:
+        """Every entry of the chain, as the YAML declares it (for ``ordergate check``)."""
+        return [n for n, _ in self.stages] + [n for n, _ in self.observers]
+
+    def run(self, signal: Signal) -> Outcome:
+        trace: list[Step] = []
+        outcome: Outcome | None = None
+        clock = time.perf_counter_ns
+        for index, (name, stage) in enumerate(self.stages):
+            started = clock()
+            try:
+                result = stage(signal)
+            except Rejection as rejection:
+                trace.append(Step(name, "rejected", (clock() - started) // 1000))
+                rejection.stage = rejection.stage or name
+                outcome = Outcome(signal, self.route, "rejected", tuple(trace), rejection=rejection)
+                break
+            except OrderOutcomeUnknown as unknown:
+                trace.append(Step(name, "error", (clock() - started) // 1000))
+                outcome = Outcome(signal, self.route, "unknown", tuple(trace), error=unknown)
+                break
+            except BrokerError as error:
+                trace.append(Step(name, "error", (clock() - started) // 1000))
+                outcome = Outcome(signal, self.route, "error", tuple(trace), error=error)
+                break
+            except Exception as exc:  # a fault in our own code: never let it pass silently
+                trace.append(Step(name, "error", (clock() - started) // 1000))
+                log.exception("Stage %s failed on signal %s", name, signal.id)
+                if self.execute_at is not None and index >= self.execute_at:
+                    # The order may exist: answer "unknown" (never 5xx) so it is looked up, not re-sent.
+                    lost = OrderOutcomeUnknown("Order status unknown: it is being checked with the broker")
+                    outcome = Outcome(signal, self.route, "unknown", tuple(trace), error=lost, fault=exc)
+                else:
+                    outcome = Outcome(signal, self.route, "error", tuple(trace), fault=exc)
+                break
+            trace.append(Step(name, "ok", (clock() - started) // 1000))
+            signal = result
+            if signal.placement is not None:
+                filled = signal.placement.status in ("FILLED", "PARTIALLY_FILLED")
+                status: Status = "filled" if filled else "open"
+                outcome = Outcome(signal, self.route, status, tuple(trace), placement=signal.placement)
+        if outcome is None:  # a chain without execute: every check passed, nothing was placed
+            outcome = Outcome(
+                signal,
+                self.route,
+                "rejected",
+                tuple(trace),
+                rejection=Rejection("No execute stage: the signal passed every check", code="dry_run"),
+            )
+        if outcome.placement is None:
+            log.info("ERROR: %s", outcome.reason)
+        for name, observer in self.observers:
+            try:
+                observer.observe(outcome)
+            except Exception:
+                log.exception("Observer %s failed on signal %s; the outcome stands", name, signal.id)
+        return outcome

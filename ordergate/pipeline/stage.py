@@ -1,0 +1,67 @@
+"""The stage contract and what a stage knows about the route it serves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from ordergate.pipeline.signal import Signal
+
+if TYPE_CHECKING:
+    from ordergate.brokers.base import Broker
+    from ordergate.pipeline.runner import Outcome
+
+
+@dataclass(frozen=True)
+class Limits:
+    """One route's limits in this environment (None = no limit)."""
+
+    max_notional: Decimal | None = None
+    max_orders_per_minute: int | None = None
+
+
+@dataclass(frozen=True)
+class RouteContext:
+    """What a stage is built with besides its own options: the route it serves."""
+
+    name: str  # the route key, e.g. BINANCE
+    label: str  # for people and the seed's log lines, e.g. "Binance"
+    broker: Broker
+    pipeline: str
+    environment: str
+    limits: Limits
+    schemas_dir: Path
+
+
+class Stage(Protocol):
+    """One check or action in a chain, built once at startup from its YAML options.
+
+    A stage is called with the signal in flight and returns it (a changed copy when it changes
+    something, e.g. a rounded quantity) or raises :class:`Rejection`. It never touches HTTP.
+
+    Class attributes tell the registry how to build and place it:
+
+    * ``options_schema``: Cerberus schema of its YAML options (validated at startup).
+    * ``requires``: stages that must come earlier in the same chain.
+    """
+
+    options_schema: ClassVar[dict[str, Any]]
+    requires: ClassVar[tuple[str, ...]]
+
+    def __call__(self, signal: Signal) -> Signal: ...
+
+
+class Observer(Protocol):
+    """A chain entry that watches outcomes instead of checking signals (e.g. ``notify``).
+
+    It sees every outcome, fills, rejections and faults alike, after the chain has run; an
+    observer that raises is logged and cannot change the outcome.
+    """
+
+    options_schema: ClassVar[dict[str, Any]]
+    requires: ClassVar[tuple[str, ...]]
+    observer: ClassVar[bool]
+
+    def observe(self, outcome: Outcome) -> None: ...

@@ -1,0 +1,51 @@
+"""``balance``: the account must hold enough to pay for the order."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from ordergate.pipeline.errors import INSUFFICIENT_BALANCE, Rejection
+from ordergate.pipeline.signal import Market, Order, Signal
+from ordergate.pipeline.stage import RouteContext
+
+
+def required_funds(order: Order, market: Market, price: Decimal, leverage: Decimal) -> tuple[str, Decimal]:
+    """Which asset an order spends, and how much of it.
+
+    Futures: margin in the quote asset (notional / leverage); reduce-only orders spend none.
+    Spot and cash equities: a buy spends the quote asset, a sell spends the base asset.
+    """
+    if market.type == "future":
+        return market.quote, Decimal(0) if order.reduce_only else order.quantity * price / leverage
+    if order.side == "buy":
+        return market.quote, order.quantity * price
+    return market.base, order.quantity
+
+
+class BalanceCheck:
+    """Refuse with "Insufficient balance" when free balance or margin cannot cover the order.
+
+    ``enabled: false`` switches it off (an environment can do so under ``stages:``). Futures
+    margin is counted as if the order opened a position, so it errs on the safe side for an
+    order that reduces one; mark closing orders ``reduceOnly``.
+    """
+
+    options_schema: ClassVar[dict[str, Any]] = {"enabled": {"type": "boolean", "default": True}}
+    requires: ClassVar[tuple[str, ...]] = ("schema", "notional")
+
+    def __init__(self, options: dict[str, Any], route: RouteContext) -> None:
+        self.broker = route.broker
+        self.enabled: bool = options["enabled"]
+
+    def __call__(self, signal: Signal) -> Signal:
+        if not self.enabled:
+            return signal
+        order = signal.require_order()
+        market = signal.require_market()
+        price = signal.reference_price
+        assert price is not None  # set by notional, which the registry puts first
+        asset, needed = required_funds(order, market, price, self.broker.leverage(market.symbol))
+        if needed > 0 and self.broker.free_balance(asset) < needed:
+            raise Rejection(INSUFFICIENT_BALANCE, code="insufficient_balance")
+        return signal

@@ -1,0 +1,45 @@
+"""``notional``: quantity x price must reach the minimum order value."""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from ordergate.pipeline.errors import ORDER_TOO_SMALL, Rejection
+from ordergate.pipeline.money import money
+from ordergate.pipeline.signal import Signal
+from ordergate.pipeline.stage import RouteContext
+
+log = logging.getLogger("ordergate")
+
+_SYMBOLS = {"USDT": "$", "USDC": "$", "BUSD": "$", "USD": "$", "FDUSD": "$", "INR": "₹"}
+
+
+def amount(value: Decimal, quote: str) -> str:
+    """``$43,500`` for dollar-like quotes, ``₹1,500`` for rupees, ``0.5 BTC`` otherwise."""
+    sign = _SYMBOLS.get(quote.upper())
+    return f"{sign}{money(value)}" if sign else f"{money(value)} {quote}"
+
+
+class NotionalCheck:
+    """Refuse orders worth less than ``min`` (default 10, the seed's rule, in the quote asset)
+    or than the market's own minimum. The price is the limit price, else the broker's current
+    price; it is kept on the signal for the later stages."""
+
+    options_schema: ClassVar[dict[str, Any]] = {"min": {"type": "decimal", "min": 0, "default": Decimal(10)}}
+    requires: ClassVar[tuple[str, ...]] = ("schema", "whitelist")
+
+    def __init__(self, options: dict[str, Any], route: RouteContext) -> None:
+        self.broker = route.broker
+        self.min: Decimal = Decimal(options["min"])
+
+    def __call__(self, signal: Signal) -> Signal:
+        order = signal.require_order()
+        market = signal.require_market()
+        price = order.price if order.price is not None else self.broker.price(market.symbol)
+        notional = order.quantity * price
+        log.info("Current price: %s, Notional: %s", amount(price, market.quote), amount(notional, market.quote))
+        if notional < max(self.min, market.min_notional):
+            raise Rejection(ORDER_TOO_SMALL, code="below_min_notional")
+        return signal.replace(reference_price=price)

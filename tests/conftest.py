@@ -1,0 +1,100 @@
+"""Shared fixtures: the shipped configuration, the app, and a real waitress server."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from falcon import testing
+from waitress.server import create_server
+
+from ordergate.app import OrdergateApp, create_app
+from ordergate.config import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = ROOT / "config"
+
+# The seed's four example payloads and its four error cases, with the words they must answer.
+SEED_ORDERS = [
+    {"broker": "BINANCE", "symbol": "BTCUSDT", "side": "buy", "quantity": 0.001, "type": "MARKET"},
+    {"broker": "BINANCE", "symbol": "ETHUSDT", "side": "sell", "quantity": 0.1, "type": "LIMIT", "price": 2500},
+    {"broker": "BINANCE_REAL", "symbol": "BTCUSDT", "side": "buy", "quantity": 0.001, "type": "MARKET"},
+    {"broker": "FLATTRADE", "symbol": "CIPLA", "side": "buy", "quantity": 10, "type": "MARKET"},
+]
+SEED_ERRORS = [
+    (
+        {"broker": "BINANCE", "symbol": "BTCUSDT", "side": "buy", "quantity": 0.0001, "type": "MARKET"},
+        "Order size too small",
+    ),
+    (
+        {"broker": "BINANCE", "symbol": "BTCUSDT", "side": "buy", "quantity": 0.123456789, "type": "MARKET"},
+        "Invalid quantity precision",
+    ),
+    (
+        {"broker": "BINANCE", "symbol": "BTCUSDT", "side": "buy", "quantity": 10, "type": "MARKET"},
+        "Insufficient balance",
+    ),
+    ({"broker": "BINANCE", "symbol": "XYZABC", "side": "buy", "quantity": 1, "type": "MARKET"}, "Invalid symbol"),
+]
+
+
+def raw_json(payload: dict[str, Any]) -> str:
+    """The payload as a trader writes it: numbers stay literal (0.001, not 0.001000000000000000020816...)."""
+    return json.dumps(payload)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return load_settings("development", CONFIG_DIR, environ={})
+
+
+@pytest.fixture
+def app(settings: Settings) -> OrdergateApp:
+    return create_app(settings)
+
+
+@pytest.fixture
+def client(app: OrdergateApp) -> testing.TestClient:
+    return testing.TestClient(app)
+
+
+@dataclass
+class LiveServer:
+    """A real waitress server on a free loopback port, serving ``app``."""
+
+    host: str
+    port: int
+    app: OrdergateApp
+
+    def request(
+        self, method: str, path: str, body: str | bytes | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            response = conn.getresponse()
+            data = response.read()
+        finally:
+            conn.close()
+        return response.status, json.loads(data) if data else {}
+
+    def post(self, body: str | bytes, content_type: str = "text/plain") -> tuple[int, dict[str, Any]]:
+        return self.request("POST", "/webhook", body, {"Content-Type": content_type})
+
+
+@pytest.fixture
+def live_server(app: OrdergateApp) -> Iterator[LiveServer]:
+    server = create_server(app, host="127.0.0.1", port=0, threads=4)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        yield LiveServer("127.0.0.1", server.effective_port, app)  # type: ignore[union-attr]
+    finally:
+        server.close()
+        thread.join(timeout=5)
