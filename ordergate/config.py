@@ -263,7 +263,7 @@ def default_config_dir() -> Path:
     explicit = os.environ.get("ORDERGATE_CONFIG_DIR")
     if explicit:
         return Path(explicit)
-    local = Path.cwd() / "config"
+    local = Path("config")  # relative, so messages read "config/ordergate.yaml:..."
     if (local / "ordergate.yaml").is_file():
         return local
     return Path(__file__).resolve().parent.parent / "config"

@@ -1,0 +1,85 @@
+"""Benchmark one signal's cost: through the runner alone, and over real HTTP (waitress).
+
+Usage: make bench   (or: python bench/bench_webhook.py [N])
+
+Both are measured in this one run on the same machine, so compare the medians with each
+other, not with numbers from another day. Buys and sells alternate so the paper account
+never runs out of margin and every signal takes the full chain to a fill.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import os
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+from waitress.server import create_server
+
+from ordergate.app import create_app, new_signal_id, parse_body
+from ordergate.config import load_settings
+from ordergate.logs import configure_logging
+from ordergate.pipeline.signal import Signal
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def payload(i: int) -> dict[str, object]:
+    side = "buy" if i % 2 == 0 else "sell"
+    return {"broker": "BINANCE", "symbol": "BTCUSDT", "side": side, "quantity": "0.001", "type": "MARKET"}
+
+
+def report(name: str, samples: list[float]) -> float:
+    samples.sort()
+    median = statistics.median(samples)
+    p95 = samples[int(len(samples) * 0.95) - 1]
+    print(f"{name:<28} n={len(samples):>5}  median {median * 1e6:8.1f} us  p95 {p95 * 1e6:8.1f} us")
+    return median
+
+
+def main(n: int = 2000) -> None:
+    settings = load_settings("development", ROOT / "config", environ={})
+    settings.data["limits"]["max_orders_per_minute"] = None  # the bench sends thousands a minute
+    # Log as in production (every seed line formatted and written), to /dev/null.
+    configure_logging("INFO")
+    for handler in logging.getLogger("ordergate").handlers:
+        handler.setStream(open(os.devnull, "w"))  # type: ignore[attr-defined]  # noqa: SIM115
+    app = create_app(settings)
+    runner = app.service.runners["BINANCE"]
+
+    samples: list[float] = []
+    for i in range(n):
+        started = time.perf_counter()
+        body = parse_body(json.dumps(payload(i)).encode())
+        runner.run(Signal(id=new_signal_id(), route="BINANCE", payload=body, received_at=time.time()))
+        samples.append(time.perf_counter() - started)
+    chain = report("parse + chain (in process)", samples)
+
+    server = create_server(app, host="127.0.0.1", port=0, threads=4)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    conn = http.client.HTTPConnection("127.0.0.1", server.effective_port, timeout=10)  # type: ignore[union-attr]
+    samples = []
+    try:
+        for i in range(n):
+            body = json.dumps(payload(i))
+            started = time.perf_counter()
+            conn.request("POST", "/webhook", body=body, headers={"Content-Type": "text/plain"})
+            response = conn.getresponse()
+            response.read()
+            samples.append(time.perf_counter() - started)
+            assert response.status == 200, response.status
+    finally:
+        conn.close()
+        server.close()
+    http_median = report("POST /webhook (waitress)", samples)
+    print(f"HTTP / chain median ratio: {http_median / chain:.1f}x; TradingView's limit is 3 s")
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 2000)

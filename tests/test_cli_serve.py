@@ -1,0 +1,103 @@
+"""``ordergate serve`` as a real process (what ``make run`` starts), and ``get_app``."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from falcon import testing
+
+from ordergate.app import get_app
+from tests.conftest import ROOT, SEED_ORDERS, raw_json
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_healthy(port: int, process: subprocess.Popen[str], deadline: float = 30.0) -> None:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited early: {process.communicate()}")
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+        try:
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.1)
+        finally:
+            conn.close()
+    raise AssertionError("server did not become healthy")
+
+
+def test_serve_reads_port_serves_the_seed_and_stops_on_sigterm() -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("ORDERGATE_ENV", "ORDERGATE_CONFIG_DIR")}
+    env["PORT"] = str(port)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ordergate", "serve", "--host", "127.0.0.1"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_healthy(port, process)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("POST", "/webhook", body=raw_json(SEED_ORDERS[0]), headers={"Content-Type": "text/plain"})
+        answer = conn.getresponse()
+        body = json.loads(answer.read())
+        conn.close()
+        assert (answer.status, body["success"]) == (200, True)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0
+    assert "Processing Binance Signal: BUY BTCUSDT 0.001 @ MARKET" in stderr
+    assert "✅ Order placed successfully:" in stderr
+    assert " INFO " not in stderr  # the seed's plain lines; levels only for warnings and errors
+
+
+def test_serve_refuses_a_broken_config_with_file_and_key(tmp_path: pytest.TempPathFactory) -> None:
+    import shutil
+
+    config = tmp_path / "config"  # type: ignore[operator]
+    shutil.copytree(ROOT / "config", config)
+    shutil.copytree(ROOT / "schemas", tmp_path / "schemas")  # type: ignore[operator]
+    text = (config / "ordergate.yaml").read_text().replace("max_decimals: 8", "max_decimals: eight")
+    (config / "ordergate.yaml").write_text(text)
+    result = subprocess.run(
+        [sys.executable, "-m", "ordergate", "--config-dir", str(config), "serve"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert f"{config / 'ordergate.yaml'}:pipelines.crypto[2].precision.max_decimals" in result.stderr
+
+
+def test_get_app_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORDERGATE_ENV", "testnet")
+    monkeypatch.setenv("ORDERGATE_CONFIG_DIR", str(ROOT / "config"))
+    app = get_app()
+    assert app.service.settings.environment == "testnet"
+    result = testing.TestClient(app).simulate_post("/webhook", body=raw_json(SEED_ORDERS[3]))
+    assert result.status_code == 200, result.json
