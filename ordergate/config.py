@@ -34,6 +34,17 @@ class _DecimalLoader(yaml.SafeLoader):
     """YAML loader that reads floats as exact Decimals (``0.1`` stays ``Decimal('0.1')``)."""
 
 
+class _Quoted(str):
+    """A scalar the YAML quoted: after ``${VAR}`` interpolation it stays a string (``"007"``)."""
+
+    __slots__ = ()
+
+
+def _string(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> str:
+    value = str(loader.construct_scalar(node))
+    return _Quoted(value) if node.style in ("'", '"') else value
+
+
 def _decimal(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Decimal:
     text = str(loader.construct_scalar(node)).replace("_", "")
     lowered = text.lower()
@@ -43,6 +54,7 @@ def _decimal(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Decimal:
 
 
 _DecimalLoader.add_constructor("tag:yaml.org,2002:float", _decimal)
+_DecimalLoader.add_constructor("tag:yaml.org,2002:str", _string)
 
 
 def read_yaml(path: Path) -> Any:
@@ -83,8 +95,10 @@ def interpolate(node: Any, environ: Mapping[str, str], *, file: str, path: str =
         return {k: interpolate(v, environ, file=file, path=_join(path, k)) for k, v in node.items()}
     if isinstance(node, list):
         return [interpolate(v, environ, file=file, path=f"{path}[{i}]") for i, v in enumerate(node)]
-    if not isinstance(node, str) or "${" not in node:
+    if not isinstance(node, str):
         return node
+    if "${" not in node:
+        return str(node)
 
     def value(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
@@ -95,7 +109,7 @@ def interpolate(node: Any, environ: Mapping[str, str], *, file: str, path: str =
             return default
         return found
 
-    whole = _VAR.fullmatch(node)
+    whole = _VAR.fullmatch(node) and not isinstance(node, _Quoted)
     result = _VAR.sub(value, node)
     return _scalar(result) if whole else result
 
@@ -124,17 +138,20 @@ class Validator(cerberus.Validator):  # type: ignore[misc]
     types_mapping["decimal"] = cerberus.TypeDefinition("decimal", (int, Decimal), (bool,))
 
 
-def validate(document: Any, schema: Mapping[str, Any], *, file: str, path: str = "") -> dict[str, Any]:
+def validate(
+    document: Any, schema: Mapping[str, Any], *, file: str, path: str = "", partial: bool = False
+) -> dict[str, Any]:
     """Validate ``document`` against a Cerberus ``schema``; return it with defaults filled in.
 
     The first error is raised as ConfigError naming ``file`` and the full key path.
+    ``partial`` checks a fragment (an override): required keys may be missing.
     """
     if document is None:
         document = {}
     if not isinstance(document, dict):
         raise ConfigError("must be a mapping", file=file, path=path or None)
     validator = Validator(dict(schema))
-    if not validator.validate(document):
+    if not validator.validate(document, update=partial):
         key, message = next(flatten_errors(validator.errors))
         raise ConfigError(message, file=file, path=_join(path, key) if key else path)
     normalized: dict[str, Any] = validator.document

@@ -127,3 +127,15 @@ def test_responses_are_json(client: testing.TestClient) -> None:
     result = post(client, raw_json(SEED_ORDERS[0]))
     assert result.headers["content-type"].startswith("application/json")
     assert json.loads(result.text)["success"] is True
+
+
+def test_quantity_above_the_market_maximum_is_refused(client: testing.TestClient) -> None:
+    result = post(client, "{" + BTC + ', "quantity": 9000.00001}')
+    assert (result.status_code, result.json["error"]) == (422, "Order size too large: at most 9000 BTC per order")
+
+
+def test_symbol_with_template_spaces_and_exchange_prefix(client: testing.TestClient) -> None:
+    body = '{"broker": "FLATTRADE", "symbol": " NSE:CIPLA-EQ ", "side": "buy", "quantity": "10 ", "type": "MARKET"}'
+    result = post(client, body)
+    assert result.status_code == 200, result.json
+    assert result.json["symbol"] == "CIPLA"

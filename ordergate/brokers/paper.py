@@ -120,6 +120,13 @@ class PaperBroker:
         params["newClientOrderId"] = order.client_order_id
         return params
 
+    def set_price(self, symbol: str, price: Decimal) -> None:
+        """Move the paper price of ``symbol`` (the YAML table is only where prices start)."""
+        if not price.is_finite() or price <= 0:
+            raise ValueError(f"price must be a positive number, not {price}")
+        with self._lock:
+            self._prices[symbol.upper()] = price
+
     def position(self, symbol: str) -> Decimal:
         """The signed futures position in ``symbol`` (0 when flat)."""
         with self._lock:
@@ -141,8 +148,8 @@ class PaperBroker:
             )
             fill_price = last if marketable else order.price
             assert fill_price is not None
-            asset, needed = self._requirement(order, market, fill_price)
-            if needed > self._free(asset):
+            asset, needed, credit = self._requirement(order, market, fill_price)
+            if needed > self._free(asset) + credit:
                 raise Rejection(INSUFFICIENT_BALANCE, code="insufficient_balance")
             if marketable:
                 self._fill(order, market, fill_price)
@@ -177,18 +184,26 @@ class PaperBroker:
                     free -= abs(position.quantity) * position.entry / self._leverage
         return free - sum((held for a, held in self._reserved.values() if a == asset), ZERO)
 
-    def _requirement(self, order: Order, market: Market, price: Decimal) -> tuple[str, Decimal]:
-        if self.market_type == "future":
-            position = self._positions.get(market.symbol, _Position())
-            signed = order.quantity if order.side == "buy" else -order.quantity
-            # Only the part that opens or extends a position needs margin.
-            closing = min(order.quantity, abs(position.quantity)) if position.quantity * signed < 0 else ZERO
-            if order.reduce_only:
-                return market.quote, ZERO
-            return market.quote, (order.quantity - closing) * price / self._leverage
-        if order.side == "buy":
-            return market.quote, order.quantity * price
-        return market.base, order.quantity
+    def _requirement(self, order: Order, market: Market, price: Decimal) -> tuple[str, Decimal, Decimal]:
+        """``(asset, needed, credit)``: what the order spends, and what closing frees first.
+
+        Futures: only the part that opens or extends a position needs margin; the part that
+        closes one releases its margin and books its PnL (a reversal needs only the margin of
+        the new position). A reduce-only order that would not only reduce is refused, as
+        Binance does (-2022).
+        """
+        if self.market_type != "future":
+            if order.side == "buy":
+                return market.quote, order.quantity * price, ZERO
+            return market.base, order.quantity, ZERO
+        position = self._positions.get(market.symbol, _Position())
+        signed = order.quantity if order.side == "buy" else -order.quantity
+        closing = min(order.quantity, abs(position.quantity)) if position.quantity * signed < 0 else ZERO
+        if order.reduce_only and closing < order.quantity:
+            raise Rejection("ReduceOnly Order is rejected.", code="reduce_only_rejected")
+        direction = 1 if position.quantity > 0 else -1
+        credit = closing * position.entry / self._leverage + closing * (price - position.entry) * direction
+        return market.quote, (order.quantity - closing) * price / self._leverage, credit
 
     def _fill(self, order: Order, market: Market, price: Decimal) -> None:
         if self.market_type != "future":

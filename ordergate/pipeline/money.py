@@ -52,7 +52,7 @@ def round_price(value: Decimal, tick: Decimal, side: str) -> Decimal:
     """
     if tick <= 0:
         return value
-    rounding = ROUND_DOWN if side == "buy" else ROUND_CEILING
+    rounding = ROUND_DOWN if side.lower() == "buy" else ROUND_CEILING
     return (value / tick).to_integral_value(rounding=rounding) * tick
 
 

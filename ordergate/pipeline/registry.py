@@ -120,9 +120,17 @@ def build_service(settings: Settings, brokers: Mapping[str, Broker] | None = Non
         file = settings.origin(f"brokers.{name}")
         built[name] = build_broker(name, data["brokers"][name], config_dir=settings.config_dir, file=file)
 
+    for name, options in data["stages"].items():
+        where = f"stages.{name}"
+        cls = stage_class(name, file=settings.origin(where), path=where)
+        validate(options, getattr(cls, "options_schema", {}), file=settings.origin(where), path=where, partial=True)
     limits = data["limits"]
+    for name in limits["routes"]:
+        if name not in routes:
+            where = f"limits.routes.{name}"
+            known = ", ".join(routes)
+            raise ConfigError(f"no route named {name!r} (routes: {known})", file=settings.origin(where), path=where)
     runners: dict[str, Runner] = {}
-    aliases: dict[str, str] = {}
     for route_name, route in routes.items():
         where = f"routes.{route_name}"
         file = settings.origin(where)
@@ -149,8 +157,23 @@ def build_service(settings: Settings, brokers: Mapping[str, Broker] | None = Non
         runners[route_name] = build_chain(
             route["pipeline"], data["pipelines"][route["pipeline"]], context, data["stages"], file=pipeline_file
         )
-        for key in (route_name, *route["aliases"]):
-            if key.upper() in aliases:
-                raise ConfigError(f"{key!r} is used by two routes", file=file, path=where)
-            aliases[key.upper()] = route_name
-    return Service(settings, built, runners, aliases)
+    return Service(settings, built, runners, _aliases(settings))
+
+
+def _aliases(settings: Settings) -> dict[str, str]:
+    """Upper-cased route names and aliases -> route; route names first, so a clash is an alias's."""
+    routes = settings.data["routes"]
+    names: dict[str, str] = {}
+    for route_name in routes:
+        if route_name.upper() in names:
+            where = f"routes.{route_name}"
+            other = names[route_name.upper()]
+            raise ConfigError(f"differs from route {other} only in case", file=settings.origin(where), path=where)
+        names[route_name.upper()] = route_name
+    for route_name, route in routes.items():
+        where = f"routes.{route_name}.aliases"
+        for alias in route["aliases"]:
+            other = names.setdefault(alias.upper(), route_name)
+            if other != route_name:
+                raise ConfigError(f"{alias!r} already names route {other}", file=settings.origin(where), path=where)
+    return names

@@ -31,6 +31,9 @@ class PrecisionRounding:
         quantity = floor_to_step(order.quantity, market.step_size)
         if quantity <= ZERO or quantity < market.min_qty:
             raise Rejection(ORDER_TOO_SMALL, code="below_min_quantity")
+        if market.max_qty > ZERO and quantity > market.max_qty:
+            most = f"{plain(market.max_qty)} {market.base}"
+            raise Rejection(f"Order size too large: at most {most} per order", code="above_max_quantity")
         if quantity != order.quantity:
             signal = signal.note(
                 f"quantity {plain(order.quantity)} truncated to {plain(quantity)} (step {plain(market.step_size)})"

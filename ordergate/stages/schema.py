@@ -52,6 +52,8 @@ def coerce(payload: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, A
         if not isinstance(spec, Mapping):
             continue
         wanted = spec.get("type")
+        if isinstance(value, str) and value != value.strip():
+            value = result[key] = value.strip()  # "{{ticker}} " renders with the template's spaces
         if wanted in ("number", "integer") and isinstance(value, str):
             number = to_decimal(value)
             if number is not None:
@@ -105,7 +107,7 @@ def _order_of(payload: Mapping[str, Any], signal_id: str) -> Order:
         type=order_type,
         quantity=quantity,
         price=to_decimal(payload.get("price")) if order_type == "LIMIT" else None,
-        reduce_only=bool(payload.get("reduceOnly", payload.get("reduce_only", False))),
+        reduce_only=payload.get("reduceOnly", payload.get("reduce_only")) is True,
         client_order_id=f"og-{signal_id}",
     )
 

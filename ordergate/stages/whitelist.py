@@ -34,11 +34,13 @@ class SymbolWhitelist:
         symbol = signal.require_order().symbol
         if self.quotes and not symbol.endswith(self.quotes):
             raise Rejection(INVALID_SYMBOL, code="quote_asset_not_allowed")
-        if symbol in self.deny or (self.allow is not None and symbol not in self.allow):
-            raise Rejection(INVALID_SYMBOL, code="symbol_not_allowed")
         market = self.broker.market(symbol)
         if market is None:
             raise Rejection(INVALID_SYMBOL, code="symbol_not_listed")
         if self.quotes and market.quote.upper() not in self.quotes:
             raise Rejection(INVALID_SYMBOL, code="quote_asset_not_allowed")
-        return signal.replace(market=market)
+        names = {symbol, market.symbol}  # the signal may use the broker's own name (CIPLA-EQ)
+        if names & self.deny or (self.allow is not None and not names & self.allow):
+            raise Rejection(INVALID_SYMBOL, code="symbol_not_allowed")
+        signal = signal.replace(market=market)
+        return signal if symbol == market.symbol else signal.with_order(symbol=market.symbol)

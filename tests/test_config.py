@@ -1,0 +1,441 @@
+"""Configuration: every startup error names the file and the key path; overlays and interpolation.
+
+Each test edits its own copy of the shipped ``config/`` and ``schemas/``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ordergate.cli import main
+from ordergate.config import interpolate, load_settings
+from ordergate.pipeline.errors import ConfigError
+from ordergate.pipeline.registry import Service, build_service
+from ordergate.pipeline.signal import Signal
+from tests.conftest import CONFIG_DIR, ROOT
+
+BASE = "ordergate.yaml"
+DEV = "environments/development.yaml"
+
+CIPLA = {"broker": "FLATTRADE", "symbol": "CIPLA", "side": "buy", "quantity": Decimal(1), "type": "MARKET"}
+BTC = {"broker": "BINANCE", "symbol": "BTCUSDT", "side": "buy", "quantity": Decimal("0.001"), "type": "MARKET"}
+TEN_BTC = {**BTC, "quantity": Decimal(10)}  # 435,000 USDT: more than the paper account holds
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    shutil.copytree(CONFIG_DIR, tmp_path / "config")
+    shutil.copytree(ROOT / "schemas", tmp_path / "schemas")
+    return tmp_path / "config"
+
+
+def edit(config: Path, name: str, old: str, new: str) -> Path:
+    """Replace the first ``old`` in one config file (which must contain it)."""
+    file = config / name
+    text = file.read_text(encoding="utf-8")
+    assert old in text, f"{old!r} not in {file}"
+    file.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return file
+
+
+def overlay(config: Path, yaml_text: str, env: str = "development") -> Path:
+    """Append top-level keys to an environment file."""
+    file = config / "environments" / f"{env}.yaml"
+    file.write_text(file.read_text(encoding="utf-8") + "\n" + yaml_text + "\n", encoding="utf-8")
+    return file
+
+
+def load(config: Path, env: str = "development", environ: dict[str, str] | None = None) -> Service:
+    return build_service(load_settings(env, config, environ=environ or {}))
+
+
+def config_error(config: Path, env: str = "development", environ: dict[str, str] | None = None) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        load(config, env, environ)
+    return info.value
+
+
+def run(service: Service, payload: dict[str, Any], signal_id: str = "sig1") -> Any:
+    runner = service.runner_for(payload["broker"])
+    assert runner is not None
+    return runner.run(Signal(id=signal_id, route=runner.route.name, payload=payload, received_at=0.0))
+
+
+def test_the_shipped_configuration_builds(config: Path) -> None:
+    service = load(config)
+    assert list(service.runners) == ["BINANCE", "BINANCE_REAL", "FLATTRADE"]
+    assert service.runners["BINANCE"].route.broker is service.runners["BINANCE_REAL"].route.broker
+    assert run(service, BTC).status == "filled"
+    assert run(service, CIPLA).status == "filled"
+
+
+# -- errors name the file and the key path ---------------------------------------------------
+
+CRYPTO_MIDDLE = (
+    "    - whitelist: {quote_assets: [USDT, USDC, BUSD]}\n"
+    "    - precision: {max_decimals: 8}\n"
+    "    - notional: {min: 10}       "
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "old", "new", "where", "message"),
+    [
+        (
+            BASE,
+            "    - limits\n",
+            "    - limitz\n",
+            "pipelines.crypto[4]",
+            "unknown stage 'limitz' (known: schema, whitelist, precision, notional, limits, balance, execute, "
+            "notify, or package.module:Class)",
+        ),
+        (
+            BASE,
+            "precision: {max_decimals: 8}",
+            "precision: {max_decimals: -1}",
+            "pipelines.crypto[2].precision.max_decimals",
+            "min value is 0",
+        ),
+        (
+            BASE,
+            "precision: {max_decimals: 0}",
+            "precision: {max_decimals: many}",
+            "pipelines.equities[2].precision.max_decimals",
+            "must be of integer type",
+        ),
+        (
+            BASE,
+            "precision: {max_decimals: 8}",
+            "precision: {max_decimal: 8}",
+            "pipelines.crypto[2].precision.max_decimal",
+            "unknown field",
+        ),
+        (
+            BASE,
+            CRYPTO_MIDDLE,
+            "    - notional: {min: 10}\n"
+            "    - whitelist: {quote_assets: [USDT, USDC, BUSD]}\n"
+            "    - precision: {max_decimals: 8}  ",
+            "pipelines.crypto[1].notional",
+            "stage 'notional' needs 'whitelist' earlier in the chain",
+        ),
+        (
+            BASE,
+            "    - schema: {file: equity-signal.schema.json}\n",
+            "",
+            "pipelines.equities[0].whitelist",
+            "stage 'whitelist' needs 'schema' earlier in the chain",
+        ),
+        (
+            BASE,
+            "    - limits\n    - balance\n    - execute\n",
+            "    - balance\n    - execute\n    - limits\n",
+            "pipelines.crypto[6]",
+            "stage 'limits' comes after 'execute'; only observers may",
+        ),
+        (
+            BASE,
+            "    - execute\n",
+            "    - execute\n    - execute\n",
+            "pipelines.crypto[7]",
+            "stage 'execute' may appear only once",
+        ),
+        (
+            BASE,
+            "    - limits\n",
+            "    - limits: [1, 2]\n",
+            "pipelines.crypto[4].limits",
+            "options of stage 'limits' must be a mapping",
+        ),
+        (
+            BASE,
+            "BINANCE:      {broker: paper_binance",
+            "BINANCE:      {broker: nowhere",
+            "routes.BINANCE.broker",
+            "no broker named 'nowhere' under brokers:",
+        ),
+        (
+            BASE,
+            "pipeline: equities",
+            "pipeline: stocks",
+            "routes.FLATTRADE.pipeline",
+            "no pipeline named 'stocks' under pipelines:",
+        ),
+        (
+            BASE,
+            "    adapter: paper\n    label: paper\n    market_type: equity",
+            "    adapter: ccxtt\n    label: paper\n    market_type: equity",
+            "brokers.paper_nse.adapter",
+            "unknown adapter 'ccxtt' (known: paper)",
+        ),
+        (
+            BASE,
+            "    market_type: future ",
+            "    market_type: futures",
+            "brokers.paper_binance.market_type",
+            "unallowed value futures",
+        ),
+        (BASE, "max_body_bytes: 16384", "max_body_bytes: 10", "server.max_body_bytes", "min value is 256"),
+        (BASE, "\nlimits:", "\nnotifications: {}\nlimits:", "notifications", "unknown field"),
+        (DEV, "\nlimits:", "\nbogus: 1\nlimits:", "bogus", "unknown field"),
+        (DEV, "max_orders_per_minute: 600", "max_orders_per_minute: 0", "limits.max_orders_per_minute", "min value"),
+        (
+            BASE,
+            "    label: paper\n",
+            "    label: ${PAPER_LABEL}\n",
+            "brokers.paper_binance.label",
+            "environment variable PAPER_LABEL is not set",
+        ),
+    ],
+)
+def test_a_config_error_names_file_and_key_path(
+    config: Path, name: str, old: str, new: str, where: str, message: str
+) -> None:
+    file = edit(config, name, old, new)
+    error = config_error(config)
+    assert (error.file, error.path) == (str(file), where)
+    assert str(error).startswith(f"{file}:{where}: {message}")
+
+
+def test_yaml_syntax_error_names_file_and_line(config: Path) -> None:
+    file = edit(config, BASE, "    leverage: 1\n", "    leverage: 1: 2\n")
+    line = next(i for i, text in enumerate(file.read_text().splitlines(), 1) if "leverage: 1: 2" in text)
+    error = config_error(config)
+    assert error.file == str(file)
+    assert str(error) == f"{file}: line {line}, column 16: mapping values are not allowed here"
+
+
+def test_a_bad_market_file_names_that_file(config: Path) -> None:
+    markets = edit(config, "markets/nse.yaml", 'tick_size: "0.05"', "tick_size: 0.05.1")
+    error = config_error(config)
+    assert (error.file, error.path) == (str(markets.resolve()), "markets.CIPLA")
+    assert "tick_size" in str(error)
+
+
+@pytest.mark.parametrize("env", ["staging", "../live", "prod uction"])
+def test_unknown_environment_names_the_missing_file(config: Path, env: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(env, config, environ={})
+    error = info.value
+    assert error.file is not None
+    assert error.file.startswith(str(config / "environments"))
+    assert "(known: development, live, testnet)" in str(error)
+
+
+def test_environment_comes_from_ordergate_env(config: Path) -> None:
+    assert load_settings(None, config, environ={"ORDERGATE_ENV": "live"}).environment == "live"
+    assert load_settings(None, config, environ={}).environment == "development"
+
+
+# -- interpolation ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("environ", "port", "threads"),
+    [
+        ({}, 8080, 8),
+        ({"PORT": ""}, 8080, 8),  # empty means unset when there is a default
+        ({"PORT": "9090"}, 9090, 8),
+        ({"PORT": "9090", "WAITRESS_THREADS": "16"}, 9090, 16),
+    ],
+)
+def test_defaults_apply_and_values_are_typed(config: Path, environ: dict[str, str], port: int, threads: int) -> None:
+    server = load_settings("development", config, environ=environ).data["server"]
+    assert (server["port"], server["threads"]) == (port, threads)
+    assert type(server["port"]) is int
+
+
+def test_an_unusable_interpolated_value_names_the_key(config: Path) -> None:
+    error = config_error(config, environ={"PORT": "eighty"})
+    assert (error.file, error.path) == (str(config / BASE), "server.port")
+
+
+@pytest.mark.parametrize(
+    ("text", "environ", "value"),
+    [
+        ("${A}", {"A": "8080"}, 8080),
+        ("${A}", {"A": "true"}, True),
+        ("${A}", {"A": "off"}, False),
+        ("${A}", {"A": "0.5"}, Decimal("0.5")),
+        ("${A}", {"A": "null"}, None),
+        ("${A}", {"A": "text"}, "text"),
+        ("${A:-true}", {}, True),
+        ("${A:-}", {}, None),
+        ("${A:-x}", {"A": ""}, "x"),
+        ("x${A}", {"A": "8080"}, "x8080"),  # only a whole value is typed
+        ("${A}${B}", {"A": "80", "B": "80"}, "8080"),
+        ("${A:-a}-${B:-b}", {}, "a-b"),
+        ("${A}", {"A": "${B}"}, "${B}"),  # values are not interpolated again
+        ("plain", {}, "plain"),
+    ],
+)
+def test_interpolate(text: str, environ: dict[str, str], value: object) -> None:
+    result = interpolate({"k": text}, environ, file="f.yaml")["k"]
+    assert result == value
+    assert type(result) is type(value)
+
+
+def test_interpolate_names_the_key_of_a_missing_variable() -> None:
+    with pytest.raises(ConfigError, match=r"^f\.yaml:a\.b\[1\]: environment variable NOPE is not set$"):
+        interpolate({"a": {"b": ["x", "${NOPE}"]}}, {}, file="f.yaml")
+
+
+def test_interpolated_boolean_switches_a_stage(config: Path) -> None:
+    overlay(config, "stages:\n  balance:\n    enabled: ${CHECK_BALANCE:-true}")
+    assert run(load(config), TEN_BTC).failed_stage == "balance"
+    assert run(load(config, environ={"CHECK_BALANCE": "false"}), TEN_BTC).failed_stage == "execute"
+
+
+def test_interpolation_inside_a_string(config: Path) -> None:
+    edit(config, BASE, "    label: paper\n", "    label: paper-${SUFFIX:-x}\n")
+    assert load(config, environ={"SUFFIX": "7"}).brokers["paper_binance"].label == "paper-7"
+    assert load(config).brokers["paper_binance"].label == "paper-x"
+
+
+# -- environment overlays --------------------------------------------------------------------
+
+
+def test_environment_can_switch_balance_off(config: Path) -> None:
+    assert run(load(config), TEN_BTC).failed_stage == "balance"
+    overlay(config, "stages: {balance: {enabled: false}}")
+    outcome = run(load(config), TEN_BTC)
+    # the balance stage passes it on; the broker itself still refuses at execute
+    assert [s.stage for s in outcome.trace][-2:] == ["balance", "execute"]
+    assert (outcome.failed_stage, outcome.reason) == ("execute", "Insufficient balance")
+
+
+def test_environment_stage_override_changes_options(config: Path) -> None:
+    assert run(load(config), BTC).status == "filled"  # 43.5 USDT
+    overlay(config, "stages: {notional: {min: 100}}")
+    service = load(config)
+    assert run(service, BTC).reason == "Order size too small"  # 43.5 < 100
+    assert run(service, {**BTC, "quantity": Decimal("0.003")}, "sig2").status == "filled"  # 130.5
+
+
+def test_route_limit_applies_to_that_route_only(config: Path) -> None:
+    file = config / DEV
+    file.write_text(
+        "limits:\n  max_notional: null\n  max_orders_per_minute: 600\n  routes:\n    FLATTRADE: {max_notional: 1000}\n",
+        encoding="utf-8",
+    )
+    service = load(config)
+    assert service.runners["FLATTRADE"].route.limits.max_notional == Decimal(1000)
+    assert service.runners["BINANCE"].route.limits.max_notional is None
+    assert service.runners["FLATTRADE"].route.limits.max_orders_per_minute == 600  # not overridden
+    outcome = run(service, CIPLA)  # 1,500 INR
+    assert (outcome.failed_stage, outcome.reason) == (
+        "limits",
+        "Order exceeds the limit of ₹1,000 per order on FLATTRADE",
+    )
+    assert run(service, {**BTC, "quantity": Decimal("0.1")}).status == "filled"  # 4,350 USDT
+
+
+@pytest.mark.parametrize(
+    ("env", "binance", "flattrade", "rate"),
+    [("development", None, None, 600), ("testnet", 1000, 100000, 60), ("live", 500, 50000, 10)],
+)
+def test_shipped_environment_limits(
+    config: Path, env: str, binance: int | None, flattrade: int | None, rate: int
+) -> None:
+    runners = load(config, env).runners
+    for name, limit in (("BINANCE", binance), ("BINANCE_REAL", binance), ("FLATTRADE", flattrade)):
+        limits = runners[name].route.limits
+        assert limits.max_notional == (None if limit is None else Decimal(limit))
+        assert limits.max_orders_per_minute == rate
+        assert runners[name].route.environment == env
+
+
+def test_route_alias_is_reachable(config: Path) -> None:
+    assert load(config).runner_for("binance_futures") is None
+    overlay(config, "routes: {BINANCE: {aliases: [BINANCE_FUTURES]}}")
+    service = load(config)
+    assert service.runner_for("binance_futures") is service.runners["BINANCE"]
+    assert service.runner_for(" Binance_Futures ") is service.runners["BINANCE"]
+    assert service.runner_for("binance") is service.runners["BINANCE"]
+    assert run(service, {**BTC, "broker": "binance_futures"}).route.name == "BINANCE"
+
+
+def test_an_alias_used_twice_is_refused(config: Path) -> None:
+    overlay(config, "routes: {BINANCE: {aliases: [BINANCE_REAL]}}")
+    assert "'BINANCE_REAL' already names route BINANCE_REAL" in str(config_error(config))
+
+
+# -- known gaps (package bugs) ----------------------------------------------------------------
+
+
+def test_a_bad_stage_override_names_the_environment_file(config: Path) -> None:
+    env_file = overlay(config, "stages: {balance: {enabled: maybe}}")
+    error = config_error(config)
+    assert (error.file, error.path) == (str(env_file), "stages.balance.enabled")
+
+
+def test_an_override_for_an_unknown_stage_fails_at_startup(config: Path) -> None:
+    overlay(config, "stages: {balanse: {enabled: false}}")
+    assert "balanse" in str(config_error(config))
+
+
+def test_limits_for_an_unknown_route_fail_at_startup(config: Path) -> None:
+    overlay(config, "limits: {routes: {FLATRADE: {max_notional: 1000}}}")
+    error = config_error(config)
+    assert error.path == "limits.routes.FLATRADE"
+
+
+def test_a_quoted_interpolation_stays_a_string(config: Path) -> None:
+    edit(config, BASE, "    label: paper\n", '    label: "${PAPER_LABEL}"\n')
+    assert load(config, environ={"PAPER_LABEL": "007"}).brokers["paper_binance"].label == "007"
+
+
+def test_an_alias_clash_names_where_the_alias_is(config: Path) -> None:
+    env_file = overlay(config, "routes: {BINANCE: {aliases: [BINANCE_REAL]}}")
+    error = config_error(config)
+    assert (error.file, error.path) == (str(env_file), "routes.BINANCE.aliases")
+
+
+# -- ordergate check ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("ORDERGATE_ENV", "ORDERGATE_CONFIG_DIR", "PORT", "WAITRESS_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.usefixtures("clean_environ")
+def test_check_prints_every_route_and_chain(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config-dir", str(config), "check"]) == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert lines[0].startswith("Configuration OK: environment development (")
+    chain = "schema → whitelist → precision → notional → limits → balance → execute → notify"
+    assert lines[1:] == [
+        "  BINANCE       broker paper_binance [paper, future]",
+        f"                crypto: {chain}",
+        "  BINANCE_REAL  broker paper_binance [paper, future]",
+        f"                crypto: {chain}",
+        "  FLATTRADE     broker paper_nse [paper, equity]",
+        f"                equities: {chain}",
+    ]
+    assert err == ""
+
+
+@pytest.mark.usefixtures("clean_environ")
+def test_check_shows_aliases_and_the_chosen_environment(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    overlay(config, "routes: {BINANCE: {aliases: [BINANCE_FUTURES]}}", env="live")
+    assert main(["--env", "live", "--config-dir", str(config), "check"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Configuration OK: environment live (")
+    assert "  BINANCE       broker paper_binance [paper, future] (also BINANCE_FUTURES)\n" in out
+
+
+@pytest.mark.usefixtures("clean_environ")
+def test_check_reports_a_broken_file(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    file = edit(config, BASE, "precision: {max_decimals: 8}", "precision: {max_decimals: -1}")
+    assert main(["--config-dir", str(config), "check"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == f"ordergate: configuration error: {file}:pipelines.crypto[2].precision.max_decimals: min value is 0\n"

@@ -1,0 +1,174 @@
+"""The pure money functions: parsing, decimal places, step truncation, tick rounding, display."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from ordergate.pipeline.money import decimals, floor_to_step, money, plain, round_price, to_decimal
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (0, Decimal(0)),
+        (1, Decimal(1)),
+        (-5, Decimal(-5)),
+        (10**20, Decimal("100000000000000000000")),
+        ("0.001", Decimal("0.001")),
+        (" 0.001 ", Decimal("0.001")),
+        ("\t43500\n", Decimal(43500)),
+        ("1e-3", Decimal("0.001")),
+        ("1E+2", Decimal(100)),
+        ("+2.5", Decimal("2.5")),
+        ("-0.1", Decimal("-0.1")),
+        ("0.10000000000000000001", Decimal("0.10000000000000000001")),
+        (Decimal("0.1"), Decimal("0.1")),
+    ],
+)
+def test_to_decimal_reads_ints_numeric_strings_and_decimals(value: object, expected: Decimal) -> None:
+    result = to_decimal(value)
+    assert type(result) is Decimal
+    assert result == expected
+
+
+def test_to_decimal_keeps_every_digit_of_a_string() -> None:
+    # The reason strings are welcome and floats are not: the text is read exactly.
+    assert str(to_decimal("0.1")) == "0.1"
+    assert to_decimal("0.1") != Decimal(0.1)  # noqa: RUF032 - the float this function refuses to see
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        0.001,  # a float: precision is already lost
+        1.0,
+        True,
+        False,
+        "NaN",
+        "nan",
+        "sNaN",
+        "Infinity",
+        "-Infinity",
+        "inf",
+        Decimal("NaN"),
+        Decimal("Infinity"),
+        "1_000",
+        "abc",
+        "0x10",
+        "1,000",
+        "",
+        "   ",
+        None,
+        [1],
+        {"quantity": 1},
+        b"1",
+    ],
+)
+def test_to_decimal_refuses_anything_else(value: object) -> None:
+    assert to_decimal(value) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "places"),
+    [
+        (Decimal(10), 0),
+        (Decimal("1E+1"), 0),
+        (Decimal("43500.00"), 0),
+        (Decimal(0), 0),
+        (Decimal("0.000"), 0),
+        (Decimal("0.1"), 1),
+        (Decimal("0.0010"), 3),
+        (Decimal("1e-3"), 3),
+        (Decimal("10.5"), 1),
+        (Decimal("0.12345678"), 8),
+        (Decimal("0.123456789"), 9),
+        (Decimal("-0.25"), 2),
+    ],
+)
+def test_decimals_counts_significant_places(value: Decimal, places: int) -> None:
+    assert decimals(value) == places
+
+
+@pytest.mark.parametrize(
+    ("value", "step", "expected"),
+    [
+        (Decimal("0.0012345"), Decimal("0.00001"), "0.00123"),
+        (Decimal("0.001"), Decimal("0.00001"), "0.001"),
+        (Decimal("0.000009"), Decimal("0.00001"), "0"),
+        (Decimal("10.5"), Decimal(1), "10"),
+        (Decimal(10), Decimal(1), "10"),
+        (Decimal("0.35"), Decimal("0.1"), "0.3"),
+        (Decimal("123.456"), Decimal("0.05"), "123.45"),
+        (Decimal(1), Decimal("0.3"), "0.9"),
+        (Decimal("15.7"), Decimal(1), "15"),
+        (Decimal("0.0012345"), Decimal(0), "0.0012345"),  # step 0: no step rule
+    ],
+)
+def test_floor_to_step_truncates_never_rounds_up(value: Decimal, step: Decimal, expected: str) -> None:
+    result = floor_to_step(value, step)
+    assert result == Decimal(expected)
+    assert result <= value
+    assert plain(result) == expected
+
+
+@pytest.mark.parametrize(
+    ("price", "tick", "side", "expected"),
+    [
+        (Decimal("43500.126"), Decimal("0.01"), "buy", Decimal("43500.12")),
+        (Decimal("43500.126"), Decimal("0.01"), "sell", Decimal("43500.13")),
+        (Decimal("43500.121"), Decimal("0.01"), "sell", Decimal("43500.13")),
+        (Decimal("43500.129"), Decimal("0.01"), "buy", Decimal("43500.12")),
+        (Decimal("43500.12"), Decimal("0.01"), "buy", Decimal("43500.12")),
+        (Decimal("43500.12"), Decimal("0.01"), "sell", Decimal("43500.12")),
+        (Decimal("1500.03"), Decimal("0.05"), "buy", Decimal("1500.00")),
+        (Decimal("1500.03"), Decimal("0.05"), "sell", Decimal("1500.05")),
+        (Decimal("300.06"), Decimal("0.1"), "buy", Decimal("300.0")),
+        (Decimal("300.06"), Decimal("0.1"), "sell", Decimal("300.1")),
+        (Decimal("0.004"), Decimal("0.01"), "buy", Decimal(0)),
+        (Decimal("2500.123"), Decimal(0), "buy", Decimal("2500.123")),  # tick 0: no tick rule
+    ],
+)
+def test_round_price_never_worse_for_the_trader(price: Decimal, tick: Decimal, side: str, expected: Decimal) -> None:
+    result = round_price(price, tick, side)
+    assert result == expected
+    if side == "buy":
+        assert result <= price
+    else:
+        assert result >= price
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (Decimal(43500), "43500"),
+        (Decimal("4.35E+4"), "43500"),
+        (Decimal("43500.00"), "43500"),
+        (Decimal("0.0010"), "0.001"),
+        (Decimal("1E-8"), "0.00000001"),
+        (Decimal("10.50"), "10.5"),
+        (Decimal(0), "0"),
+        (Decimal("-2.50"), "-2.5"),
+        (Decimal("1234567.891"), "1234567.891"),
+    ],
+)
+def test_plain_is_exact_and_never_scientific(value: Decimal, text: str) -> None:
+    assert plain(value) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (Decimal(43500), "43,500"),
+        (Decimal("4.35E+4"), "43,500"),
+        (Decimal("1E+6"), "1,000,000"),
+        (Decimal("1234567.891"), "1,234,567.891"),
+        (Decimal("43.50"), "43.5"),
+        (Decimal("0.001"), "0.001"),
+        (Decimal(999), "999"),
+        (Decimal(1000), "1,000"),
+    ],
+)
+def test_money_groups_thousands(value: Decimal, text: str) -> None:
+    assert money(value) == text

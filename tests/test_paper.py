@@ -1,0 +1,369 @@
+"""The paper broker: futures positions and margin, spot and equity cash, resting limits, threads."""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import threading
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+
+from ordergate.brokers.base import Broker
+from ordergate.brokers.paper import PaperBroker
+from ordergate.pipeline.errors import Rejection
+from ordergate.pipeline.signal import Market, Order, Placement
+from tests.conftest import CONFIG_DIR
+
+PRICES = {"BTCUSDT": Decimal(43500), "ETHUSDT": Decimal(2500)}
+_ids = itertools.count(1)
+
+
+def crypto(
+    market_type: str = "future", *, leverage: int = 1, cls: type[PaperBroker] = PaperBroker, **balances: Decimal
+) -> PaperBroker:
+    options = {
+        "adapter": "paper",
+        "market_type": market_type,
+        "leverage": leverage,
+        "markets": "markets/binance-spot.json",
+        "balances": balances or {"USDT": Decimal(10000)},
+        "prices": PRICES,
+    }
+    return cls.from_config("paper_binance", options, config_dir=CONFIG_DIR, file="test.yaml")
+
+
+def nse(**balances: Decimal) -> PaperBroker:
+    options = {
+        "adapter": "paper",
+        "market_type": "equity",
+        "markets": "markets/nse.yaml",
+        "balances": balances or {"INR": Decimal(100000)},
+        "prices": {"CIPLA": Decimal(1500)},
+    }
+    return PaperBroker.from_config("paper_nse", options, config_dir=CONFIG_DIR, file="test.yaml")
+
+
+def place(
+    broker: PaperBroker,
+    side: str,
+    quantity: str,
+    symbol: str = "BTCUSDT",
+    *,
+    price: str | None = None,
+    reduce_only: bool = False,
+    client_order_id: str | None = None,
+) -> Placement:
+    market = broker.market(symbol)
+    assert market is not None
+    order = Order(
+        symbol=symbol,
+        side=side,  # type: ignore[arg-type]
+        type="MARKET" if price is None else "LIMIT",
+        quantity=Decimal(quantity),
+        price=None if price is None else Decimal(price),
+        reduce_only=reduce_only,
+        client_order_id=client_order_id or f"og-{next(_ids)}",
+    )
+    return broker.place_order(order, market)
+
+
+def test_paper_broker_is_a_broker() -> None:
+    assert isinstance(crypto(), Broker)
+
+
+# -- futures ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("open_side", "close_side", "exit_price", "pnl"),
+    [
+        ("buy", "sell", "44000", "50"),  # long 0.1 from 43,500: +500 a coin
+        ("buy", "sell", "43000", "-50"),
+        ("sell", "buy", "43000", "50"),  # short 0.1 from 43,500
+        ("sell", "buy", "44000", "-50"),
+        ("buy", "sell", "43500", "0"),
+    ],
+)
+def test_futures_close_books_pnl_and_releases_margin(
+    open_side: str, close_side: str, exit_price: str, pnl: str
+) -> None:
+    broker = crypto()
+    place(broker, open_side, "0.1")
+    assert broker.position("BTCUSDT") == (Decimal("0.1") if open_side == "buy" else Decimal("-0.1"))
+    assert broker.free_balance("USDT") == Decimal(10000 - 4350)  # margin at leverage 1
+    broker.set_price("BTCUSDT", Decimal(exit_price))
+    closed = place(broker, close_side, "0.1")
+    assert (closed.status, closed.average_price) == ("FILLED", Decimal(exit_price))
+    assert broker.position("BTCUSDT") == 0
+    assert broker.free_balance("USDT") == Decimal(10000) + Decimal(pnl)
+
+
+def test_futures_extending_a_position_averages_the_entry() -> None:
+    broker = crypto()
+    place(broker, "buy", "0.1")
+    broker.set_price("BTCUSDT", Decimal(44500))
+    place(broker, "buy", "0.1")  # entry now 44,000
+    assert broker.free_balance("USDT") == Decimal(10000 - 8800)
+    broker.set_price("BTCUSDT", Decimal(44000))
+    place(broker, "sell", "0.2")
+    assert broker.free_balance("USDT") == Decimal(10000)  # no PnL at the average entry
+
+
+def test_futures_long_then_sell_closes() -> None:
+    broker = crypto()
+    place(broker, "buy", "0.1")
+    assert (broker.position("BTCUSDT"), broker.free_balance("USDT")) == (Decimal("0.1"), Decimal(5650))
+    place(broker, "sell", "0.1")
+    assert (broker.position("BTCUSDT"), broker.free_balance("USDT")) == (Decimal(0), Decimal(10000))
+
+
+def test_futures_sell_from_flat_opens_a_short() -> None:
+    broker = crypto()
+    placement = place(broker, "sell", "0.1")
+    assert (placement.status, placement.filled) == ("FILLED", Decimal("0.1"))
+    assert broker.position("BTCUSDT") == Decimal("-0.1")
+    assert broker.free_balance("USDT") == Decimal(5650)
+
+
+def test_futures_partial_close_releases_its_share_of_margin() -> None:
+    broker = crypto()
+    place(broker, "buy", "0.2")
+    assert broker.free_balance("USDT") == Decimal(10000 - 8700)
+    place(broker, "sell", "0.1")
+    assert (broker.position("BTCUSDT"), broker.free_balance("USDT")) == (Decimal("0.1"), Decimal(10000 - 4350))
+    place(broker, "sell", "0.1")
+    assert (broker.position("BTCUSDT"), broker.free_balance("USDT")) == (Decimal(0), Decimal(10000))
+
+
+def test_futures_flip_opens_the_rest_the_other_way() -> None:
+    broker = crypto()
+    place(broker, "buy", "0.1")
+    place(broker, "sell", "0.2")
+    assert (broker.position("BTCUSDT"), broker.free_balance("USDT")) == (Decimal("-0.1"), Decimal(5650))
+
+
+@pytest.mark.parametrize(("leverage", "free"), [(1, None), (2, None), (5, "5650"), (10, "7825")])
+def test_futures_margin_is_notional_over_leverage(leverage: int, free: str | None) -> None:
+    broker = crypto(leverage=leverage)
+    assert broker.leverage("BTCUSDT") == Decimal(leverage)
+    if free is None:
+        with pytest.raises(Rejection, match="Insufficient balance"):
+            place(broker, "buy", "0.5")  # 21,750 notional
+        assert broker.position("BTCUSDT") == 0
+    else:
+        place(broker, "buy", "0.5")
+        assert broker.free_balance("USDT") == Decimal(free)
+
+
+def test_futures_reduce_only_never_opens_a_position() -> None:
+    broker = crypto()
+    with pytest.raises(Rejection):
+        place(broker, "buy", "1", reduce_only=True)
+    assert broker.position("BTCUSDT") == 0
+    assert broker.free_balance("USDT") >= 0
+
+
+def test_futures_reversal_needs_only_the_margin_of_the_new_position() -> None:
+    broker = crypto()
+    place(broker, "buy", "0.15")
+    assert broker.free_balance("USDT") == Decimal(3475)
+    place(broker, "sell", "0.3")
+    assert (broker.position("BTCUSDT"), broker.free_balance("USDT")) == (Decimal("-0.15"), Decimal(3475))
+
+
+# -- spot and equities -----------------------------------------------------------------------
+
+
+def test_spot_buy_and_sell_move_cash_and_holdings() -> None:
+    broker = crypto("spot")
+    place(broker, "buy", "0.1")
+    assert (broker.free_balance("USDT"), broker.free_balance("BTC")) == (Decimal(5650), Decimal("0.1"))
+    place(broker, "sell", "0.05")
+    assert (broker.free_balance("USDT"), broker.free_balance("btc")) == (Decimal(7825), Decimal("0.05"))
+    assert broker.leverage("BTCUSDT") == 1
+    with pytest.raises(Rejection, match="Insufficient balance"):
+        place(broker, "sell", "0.06")
+    assert broker.free_balance("BTC") == Decimal("0.05")
+
+
+def test_spot_buy_beyond_cash_is_refused_and_changes_nothing() -> None:
+    broker = crypto("spot")
+    with pytest.raises(Rejection) as info:
+        place(broker, "buy", "0.23", client_order_id="og-x")  # 10,005 USDT
+    assert (info.value.reason, info.value.code) == ("Insufficient balance", "insufficient_balance")
+    assert (broker.free_balance("USDT"), broker.free_balance("BTC")) == (Decimal(10000), Decimal(0))
+    assert broker.find_order("og-x", "BTCUSDT") is None
+
+
+def test_equity_sell_without_holdings_is_insufficient_balance() -> None:
+    broker = nse()
+    with pytest.raises(Rejection, match=r"^Insufficient balance$"):
+        place(broker, "sell", "10", "CIPLA")
+    assert broker.free_balance("INR") == Decimal(100000)
+    place(broker, "buy", "10", "CIPLA")
+    assert (broker.free_balance("INR"), broker.free_balance("CIPLA")) == (Decimal(85000), Decimal(10))
+    place(broker, "sell", "10", "CIPLA")
+    assert (broker.free_balance("INR"), broker.free_balance("CIPLA")) == (Decimal(100000), Decimal(0))
+
+
+# -- limit orders ----------------------------------------------------------------------------
+
+
+def test_resting_limit_holds_funds_and_returns_new() -> None:
+    broker = crypto("spot")
+    resting = place(broker, "buy", "0.1", price="40000", client_order_id="og-rest")
+    assert (resting.status, resting.filled, resting.average_price, resting.price) == (
+        "NEW",
+        Decimal(0),
+        None,
+        Decimal(40000),
+    )
+    assert broker.free_balance("USDT") == Decimal(6000)  # 4,000 held at the limit price
+    assert broker.free_balance("BTC") == 0
+    with pytest.raises(Rejection, match="Insufficient balance"):
+        place(broker, "buy", "0.2", price="40000")  # another 8,000: only 6,000 free
+    with pytest.raises(Rejection, match="Duplicate order sent"):
+        place(broker, "buy", "0.01", price="40000", client_order_id="og-rest")
+    assert broker.find_order("og-rest", "BTCUSDT") == resting
+
+
+def test_futures_resting_limit_holds_margin_without_a_position() -> None:
+    broker = crypto()
+    resting = place(broker, "sell", "0.1", price="50000")
+    assert resting.status == "NEW"
+    assert broker.position("BTCUSDT") == 0
+    assert broker.free_balance("USDT") == Decimal(5000)
+
+
+@pytest.mark.parametrize(("side", "price"), [("buy", "45000"), ("buy", "43500"), ("sell", "40000")])
+def test_marketable_limit_fills_at_the_market_price(side: str, price: str) -> None:
+    broker = crypto("spot", USDT=Decimal(10000), BTC=Decimal(1))
+    placement = place(broker, side, "0.1", price=price)
+    assert (placement.status, placement.filled, placement.average_price) == ("FILLED", Decimal("0.1"), Decimal(43500))
+    assert placement.price == Decimal(price)  # the asked limit is kept for the record
+    expected = 10000 - 4350 if side == "buy" else 10000 + 4350
+    assert broker.free_balance("USDT") == Decimal(expected)
+
+
+# -- reads -----------------------------------------------------------------------------------
+
+
+def test_find_order_by_client_order_id() -> None:
+    broker = crypto()
+    first = place(broker, "buy", "0.001", client_order_id="og-a")
+    second = place(broker, "buy", "0.1", "ETHUSDT", client_order_id="og-b")
+    assert broker.find_order("og-a", "BTCUSDT") == first
+    assert broker.find_order("og-b", "ETHUSDT") == second
+    assert broker.find_order("og-c", "BTCUSDT") is None
+    assert first.order_id != second.order_id
+    assert (first.client_order_id, first.broker, first.base) == ("og-a", "paper_binance", "BTC")
+
+
+def test_market_by_broker_alias() -> None:
+    broker = nse()
+    market = broker.market("CIPLA-EQ")
+    assert market is not None
+    assert market is broker.market("CIPLA")
+    assert (market.symbol, market.quote, market.type, market.tick_size, market.step_size) == (
+        "CIPLA",
+        "INR",
+        "equity",
+        Decimal("0.05"),
+        Decimal(1),
+    )
+    assert broker.market("NOPE-EQ") is None
+    order = Order(symbol="CIPLA-EQ", side="buy", type="LIMIT", quantity=Decimal(2), price=Decimal("1499.95"))
+    assert broker.order_params(order, market) == {
+        "symbol": "CIPLA-EQ",
+        "side": "BUY",
+        "type": "LIMIT",
+        "quantity": "2",
+        "price": "1499.95",
+        "timeInForce": "GTC",
+        "newClientOrderId": "",
+    }
+
+
+def test_market_rules_come_from_the_snapshot() -> None:
+    market = crypto().market("BTCUSDT")
+    assert market == Market(
+        symbol="BTCUSDT",
+        base="BTC",
+        quote="USDT",
+        type="future",
+        tick_size=Decimal("0.01"),
+        step_size=Decimal("0.00001"),
+        min_qty=Decimal("0.00001"),
+        max_qty=Decimal(9000),
+        min_notional=Decimal(5),
+        broker_symbol="BTCUSDT",
+    )
+
+
+def test_price_without_a_table_entry_is_a_rejection() -> None:
+    broker = crypto()
+    with pytest.raises(Rejection) as info:
+        place(broker, "buy", "1", "SOLUSDT")
+    assert (info.value.code, info.value.reason) == (
+        "no_price",
+        "No paper price for SOLUSDT: add it under the broker's prices",
+    )
+
+
+# -- concurrency -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def busy_switching() -> Iterator[None]:
+    """Switch threads as often as the interpreter allows, so a missing lock shows up as a race."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
+
+
+@pytest.mark.usefixtures("busy_switching")
+@pytest.mark.parametrize("market_type", ["spot", "future"])
+@pytest.mark.parametrize("round_", range(10))
+def test_concurrent_orders_never_overspend(market_type: str, round_: int) -> None:
+    broker = crypto(market_type)
+    start = threading.Barrier(20)
+    lock = threading.Lock()
+    filled: list[Placement] = []
+    refused: list[str] = []
+    seen_free: list[Decimal] = []
+
+    def trader(n: int) -> None:
+        start.wait()
+        try:
+            placement = place(broker, "buy", "0.05", client_order_id=f"og-t{n}")  # 2,175 USDT each
+        except Rejection as rejection:
+            with lock:
+                refused.append(rejection.reason)
+        else:
+            with lock:
+                filled.append(placement)
+        free = broker.free_balance("USDT")
+        with lock:
+            seen_free.append(free)
+
+    threads = [threading.Thread(target=trader, args=(n,)) for n in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in threads)
+
+    assert (len(filled), len(refused)) == (4, 16)  # 4 x 2,175 = 8,700 of 10,000
+    assert set(refused) == {"Insufficient balance"}
+    assert min(seen_free) >= 0
+    assert broker.free_balance("USDT") == Decimal(10000 - 4 * 2175)
+    assert len({p.order_id for p in filled}) == 4
+    if market_type == "future":
+        assert broker.position("BTCUSDT") == Decimal("0.2")
+    else:
+        assert broker.free_balance("BTC") == Decimal("0.2")
