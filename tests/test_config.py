@@ -171,7 +171,7 @@ CRYPTO_MIDDLE = (
             "    adapter: paper\n    label: paper\n    market_type: equity",
             "    adapter: ccxtt\n    label: paper\n    market_type: equity",
             "brokers.paper_nse.adapter",
-            "unknown adapter 'ccxtt' (known: paper)",
+            "unknown adapter 'ccxtt' (known: ccxt, paper)",
         ),
         (
             BASE,

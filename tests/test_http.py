@@ -139,3 +139,12 @@ def test_symbol_with_template_spaces_and_exchange_prefix(client: testing.TestCli
     result = post(client, body)
     assert result.status_code == 200, result.json
     assert result.json["symbol"] == "CIPLA"
+
+
+def test_client_order_id_is_stable_for_a_signal_id(client: testing.TestClient) -> None:
+    first = post(client, raw_json({**SEED_ORDERS[0], "id": "long-entry-2026-11-25T01:00:00Z"})).json
+    again = post(client, raw_json({**SEED_ORDERS[0], "id": "long-entry-2026-11-25T01:00:00Z"})).json
+    other = post(client, raw_json({**SEED_ORDERS[0], "id": "long-entry-2026-11-25T01:01:00Z"})).json
+    assert first["clientOrderId"] == again["clientOrderId"] != other["clientOrderId"]
+    assert first["clientOrderId"].startswith("og-")
+    assert len(first["clientOrderId"]) <= 36

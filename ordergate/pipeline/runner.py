@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ordergate.pipeline.errors import BrokerError, OrderOutcomeUnknown, Rejection
+from ordergate.pipeline.errors import BrokerAuthError, BrokerError, OrderOutcomeUnknown, Rejection
 from ordergate.pipeline.money import plain
 from ordergate.pipeline.signal import Placement, Signal
 from ordergate.pipeline.stage import Observer, RouteContext, Stage
@@ -129,6 +129,9 @@ class Runner:
         trace: list[Step] = []
         outcome: Outcome | None = None
         clock = time.perf_counter_ns
+        if getattr(self.route.broker, "missing_credentials", False):
+            missing = BrokerAuthError(f"API keys not configured for {self.route.name}", broker=self.route.broker.name)
+            return self._observed(Outcome(signal, self.route, "error", (), error=missing))
         for index, (name, stage) in enumerate(self.stages):
             started = clock()
             try:
@@ -170,11 +173,15 @@ class Runner:
                 tuple(trace),
                 rejection=Rejection("No execute stage: the signal passed every check", code="dry_run"),
             )
+        return self._observed(outcome)
+
+    def _observed(self, outcome: Outcome) -> Outcome:
+        """Log the seed's ERROR line and let every observer see the outcome; none can change it."""
         if outcome.placement is None:
             log.info("ERROR: %s", outcome.reason)
         for name, observer in self.observers:
             try:
                 observer.observe(outcome)
             except Exception:
-                log.exception("Observer %s failed on signal %s; the outcome stands", name, signal.id)
+                log.exception("Observer %s failed on signal %s; the outcome stands", name, outcome.signal.id)
         return outcome

@@ -38,6 +38,7 @@ class Order:
     type: OrderType
     quantity: Decimal
     price: Decimal | None = None  # the limit price; None for market orders
+    price_hint: Decimal | None = None  # a market order's "price" ({{close}}): for checks, never a limit
     reduce_only: bool = False
     client_order_id: str = ""
 

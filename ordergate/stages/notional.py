@@ -24,8 +24,8 @@ def amount(value: Decimal, quote: str) -> str:
 
 class NotionalCheck:
     """Refuse orders worth less than ``min`` (default 10, the seed's rule, in the quote asset)
-    or than the market's own minimum. The price is the limit price, else the broker's current
-    price; it is kept on the signal for the later stages."""
+    or than the market's own minimum. The price is the limit price, else the market order's
+    price hint, else the broker's current price; it is kept on the signal for later stages."""
 
     options_schema: ClassVar[dict[str, Any]] = {"min": {"type": "decimal", "min": 0, "default": Decimal(10)}}
     requires: ClassVar[tuple[str, ...]] = ("schema", "whitelist")
@@ -37,7 +37,8 @@ class NotionalCheck:
     def __call__(self, signal: Signal) -> Signal:
         order = signal.require_order()
         market = signal.require_market()
-        price = order.price if order.price is not None else self.broker.price(market.symbol)
+        # A limit price, else the signal's price hint ({{close}}), else the broker's price.
+        price = order.price or order.price_hint or self.broker.price(market.symbol)
         notional = order.quantity * price
         log.info("Current price: %s, Notional: %s", amount(price, market.quote), amount(notional, market.quote))
         if notional < max(self.min, market.min_notional):

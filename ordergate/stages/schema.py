@@ -9,6 +9,7 @@ wants a number, ``"true"``/``"false"`` become booleans, enum strings match in an
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Mapping
@@ -97,7 +98,18 @@ def describe(error: ValidationError) -> str:
     return f"Invalid {field}: {error.message[:120]}"
 
 
-def _order_of(payload: Mapping[str, Any], signal_id: str) -> Order:
+def client_order_id(route: str, payload: Mapping[str, Any], signal_id: str) -> str:
+    """The order's client id: stable for a signal that carries an ``id`` (so a re-sent alert
+    maps to the same order), else unique per request. ``og-`` + hex, 27 characters at most:
+    within Binance's ``^[a-zA-Z0-9-_]{1,36}$``."""
+    given = payload.get("id")
+    if isinstance(given, (str, Decimal)) and str(given).strip():
+        digest = hashlib.sha256(f"{route}\x00{str(given).strip()}".encode()).hexdigest()[:24]
+        return f"og-{digest}"
+    return f"og-{signal_id}"
+
+
+def _order_of(payload: Mapping[str, Any], signal_id: str, route: str) -> Order:
     order_type = payload["type"]
     quantity = to_decimal(payload["quantity"])
     assert quantity is not None  # the schema said it is a number
@@ -107,8 +119,9 @@ def _order_of(payload: Mapping[str, Any], signal_id: str) -> Order:
         type=order_type,
         quantity=quantity,
         price=to_decimal(payload.get("price")) if order_type == "LIMIT" else None,
+        price_hint=to_decimal(payload.get("price")) if order_type == "MARKET" else None,
         reduce_only=payload.get("reduceOnly", payload.get("reduce_only")) is True,
-        client_order_id=f"og-{signal_id}",
+        client_order_id=client_order_id(route, payload, signal_id),
     )
 
 
@@ -130,7 +143,7 @@ class SchemaCheck:
         if error is not None:
             log.info("Processing %s Signal: %s", self.route.label, _summary(signal.payload))
             raise Rejection(describe(error), status=400, code="invalid_payload")
-        signal = signal.replace(payload=payload, order=_order_of(payload, signal.id))
+        signal = signal.replace(payload=payload, order=_order_of(payload, signal.id, self.route.name))
         log.info("Processing %s Signal: %s", self.route.label, signal.require_order().describe())
         return signal
 

@@ -1,0 +1,529 @@
+"""The ccxt adapter: any ccxt exchange by id, Binance (spot and USD-M futures) first.
+
+One round trip per signal in steady state: markets are loaded at startup and refreshed in the
+background; prices come from the signal's price hint or a short-lived ticker cache; balances
+are cached, updated from fills and refreshed on a TTL. Placement is exactly-once: every order
+carries the signal's client order id, ccxt's own retries are off, and an order whose outcome
+is unknown (timeout, 5xx, Binance -1007) is looked up by that id before anything is re-sent.
+
+Every ccxt exception becomes an ordergate error in :func:`translate`, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, TypeVar
+
+import ccxt
+from ccxt.base import errors as cx
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from ordergate.config import validate
+from ordergate.pipeline.errors import (
+    INSUFFICIENT_BALANCE,
+    INVALID_PRECISION,
+    INVALID_SYMBOL,
+    ORDER_TOO_SMALL,
+    BrokerAuthError,
+    BrokerUnavailable,
+    ConfigError,
+    OrdergateError,
+    OrderOutcomeUnknown,
+    Rejection,
+)
+from ordergate.pipeline.money import ZERO, plain
+from ordergate.pipeline.signal import Market, MarketType, Order, Placement
+
+log = logging.getLogger("ordergate")
+
+T = TypeVar("T")
+
+OPTIONS_SCHEMA: dict[str, Any] = {
+    "adapter": {"type": "string", "allowed": ["ccxt"]},
+    "label": {"type": "string"},
+    "exchange": {"type": "string", "required": True, "regex": "[a-z0-9]+"},
+    "market_type": {"type": "string", "allowed": ["spot", "future"], "default": "spot"},
+    "testnet": {"type": "boolean", "default": True},
+    "api_key": {"type": "string", "nullable": True, "default": None},
+    "api_secret": {"type": "string", "nullable": True, "default": None},
+    "api_url": {"type": "string", "nullable": True, "default": None},
+    "leverage": {"type": "integer", "min": 1, "max": 125, "nullable": True, "default": None},
+    "margin_mode": {"type": "string", "allowed": ["cross", "isolated"], "nullable": True, "default": None},
+    "timeout_ms": {"type": "integer", "min": 500, "max": 60000, "default": 10000},
+    "markets_ttl_s": {"type": "integer", "min": 60, "default": 3600},
+    "ticker_ttl_s": {"type": "decimal", "min": 0, "default": 2},
+    "balance_ttl_s": {"type": "decimal", "min": 0, "default": 30},
+    "lookup_attempts": {"type": "integer", "min": 1, "max": 10, "default": 3},
+    "options": {"type": "dict", "default": {}},  # passed to ccxt as-is, for exchanges beyond Binance
+}
+
+# -- error translation: the one place ccxt's exceptions become ordergate's ---------------------
+
+_BINANCE = re.compile(r'\{\s*"code"\s*:\s*(-?\d+)\s*,\s*"msg"\s*:\s*"((?:[^"\\]|\\.)*)"')
+_TOO_SMALL = ("NOTIONAL", "MIN_NOTIONAL", "-4164", "notional must be no smaller")
+_PRECISION = ("LOT_SIZE", "MARKET_LOT_SIZE", "too much precision", "precision is over the maximum")
+_PRECISION_CODES = {-1111, -1013}
+
+
+def exchange_reason(exc: BaseException) -> tuple[int | None, str]:
+    """The exchange's own code and message from a ccxt error (``binance {"code":-1013,...}``)."""
+    text = str(exc)
+    found = _BINANCE.search(text)
+    if found:
+        try:
+            message = json.loads(f'"{found.group(2)}"')
+        except ValueError:
+            message = found.group(2)
+        return int(found.group(1)), str(message)
+    # ccxt prefixes messages with the exchange id; keep one short line, nothing more
+    return None, text.split("\n", 1)[0][:160]
+
+
+def translate(exc: BaseException, *, exchange: str = "exchange", placing: bool = False) -> OrdergateError:
+    """Map a ccxt exception to ordergate's error with the words the trader reads.
+
+    ``placing`` says the request was an order placement: a network failure then means the
+    order may exist (OrderOutcomeUnknown, answered 202), while the same failure on a read means
+    no order can exist yet (BrokerUnavailable, answered 503 so TradingView retries).
+    Requests the exchange refused before executing (rate limits, clock skew) are 503 either way.
+    """
+    code, message = exchange_reason(exc)
+    name = exchange.capitalize()
+    if isinstance(exc, cx.InsufficientFunds):
+        return Rejection(INSUFFICIENT_BALANCE, code="insufficient_balance")
+    if isinstance(exc, cx.BadSymbol):
+        return Rejection(INVALID_SYMBOL, code="symbol_not_listed")
+    if isinstance(exc, cx.AuthenticationError):  # includes PermissionDenied, AccountSuspended
+        return BrokerAuthError("Unauthorized API key", broker=exchange)
+    if isinstance(exc, (cx.DDoSProtection, cx.RateLimitExceeded)):
+        return BrokerUnavailable(f"{name} rate limit reached: try again shortly", broker=exchange)
+    if isinstance(exc, cx.InvalidNonce):
+        return BrokerUnavailable(f"{name} refused the request timestamp (server clock skew)", broker=exchange)
+    if isinstance(exc, (cx.OnMaintenance, cx.ExchangeNotAvailable)) and not placing:
+        return BrokerUnavailable(f"{name} is unavailable: try again shortly", broker=exchange)
+    if isinstance(exc, (cx.NetworkError, cx.BadResponse)):
+        if placing:
+            return OrderOutcomeUnknown("Order status unknown: it is being checked with the broker", broker=exchange)
+        return BrokerUnavailable(f"{name} did not answer: try again shortly", broker=exchange)
+    if isinstance(exc, (cx.InvalidOrder, cx.BadRequest, cx.OperationRejected, cx.ExchangeError)):
+        text = f"{code} {message}"
+        if any(word in text for word in _TOO_SMALL):
+            return Rejection(ORDER_TOO_SMALL, code="below_min_notional")
+        if code == -1111 or any(word in text for word in _PRECISION):
+            return Rejection(INVALID_PRECISION, code="precision")
+        if isinstance(exc, cx.OrderNotFound):
+            return Rejection("Order not found", code="order_not_found")
+        reason = f"Rejected by {name}: {message}" + (f" ({code})" if code is not None else "")
+        return Rejection(reason, code="exchange_rejected")
+    # OperationFailed, and anything ccxt adds later: unknown if an order may exist, else 503.
+    if placing:
+        return OrderOutcomeUnknown("Order status unknown: it is being checked with the broker", broker=exchange)
+    return BrokerUnavailable(f"{name} failed: try again shortly", broker=exchange)
+
+
+_RETRYABLE = (cx.NetworkError,)  # RequestTimeout and DDoSProtection are NetworkErrors
+
+
+def read_retry(attempts: int = 3) -> Callable[[Callable[[], T]], Callable[[], T]]:
+    """Tenacity policy for reads only: exponential backoff on network-class errors."""
+    return retry(
+        retry=retry_if_exception_type(_RETRYABLE),
+        stop=stop_after_attempt(attempts),
+        wait=wait_exponential(multiplier=0.2, max=2),
+        reraise=True,
+    )
+
+
+# -- market conversion --------------------------------------------------------------------
+
+
+def _dec(value: Any) -> Decimal:
+    """Exact Decimal from an exchange string; ccxt floats go through their shortest repr."""
+    if value is None or value == "":
+        return ZERO
+    try:
+        result = Decimal(value if isinstance(value, str) else repr(value))
+    except (InvalidOperation, ValueError):
+        return ZERO
+    return result if result.is_finite() else ZERO
+
+
+def market_of(raw: dict[str, Any], market_type: MarketType) -> Market:
+    """An ordergate Market from a ccxt market, its numbers from the exchange's raw filters."""
+    info = raw.get("info") or {}
+    filters = {f.get("filterType"): f for f in info.get("filters", []) if isinstance(f, dict)}
+    price_filter = filters.get("PRICE_FILTER", {})
+    lot = filters.get("LOT_SIZE", {})
+    notional = filters.get("NOTIONAL") or filters.get("MIN_NOTIONAL") or {}
+    limits = raw.get("limits") or {}
+    precision = raw.get("precision") or {}
+    return Market(
+        symbol=str(raw["id"]).upper(),
+        base=str(raw["base"]),
+        quote=str(raw["quote"]),
+        type=market_type,
+        tick_size=_dec(price_filter.get("tickSize") or precision.get("price")),
+        step_size=_dec(lot.get("stepSize") or precision.get("amount")),
+        min_qty=_dec(lot.get("minQty") or (limits.get("amount") or {}).get("min")),
+        max_qty=_dec(lot.get("maxQty") or (limits.get("amount") or {}).get("max")),
+        min_notional=_dec(
+            notional.get("minNotional") or notional.get("notional") or (limits.get("cost") or {}).get("min")
+        ),
+        broker_symbol=str(raw["symbol"]),
+    )
+
+
+def rewrite_urls(urls: Any, base: str) -> Any:
+    """Replace scheme and host of every URL in ccxt's ``urls['api']`` (nested dicts of strings)."""
+    base = base.rstrip("/")
+    if isinstance(urls, dict):
+        return {k: rewrite_urls(v, base) for k, v in urls.items()}
+    if isinstance(urls, str):
+        return re.sub(r"^[a-z]+://[^/]+", base, urls)
+    return urls
+
+
+@dataclass
+class _Cached:
+    value: Any
+    at: float
+
+
+class CcxtBroker:
+    """An account at a ccxt exchange; see the module docstring for the guarantees."""
+
+    def __init__(
+        self,
+        name: str,
+        exchange: Any,
+        *,
+        market_type: MarketType = "spot",
+        label: str | None = None,
+        leverage: int | None = None,
+        margin_mode: str | None = None,
+        markets_ttl_s: float = 3600,
+        ticker_ttl_s: float = 2,
+        balance_ttl_s: float = 30,
+        lookup_attempts: int = 3,
+        has_keys: bool = True,
+    ) -> None:
+        self.name = name
+        self.exchange = exchange
+        self.exchange_id = str(exchange.id)
+        self.market_type: MarketType = market_type
+        self.label = label or f"{self.exchange_id} {market_type}"
+        self.missing_credentials = not has_keys
+        self._leverage = leverage
+        self._margin_mode = margin_mode
+        self._markets_ttl = markets_ttl_s
+        self._ticker_ttl = ticker_ttl_s
+        self._balance_ttl = balance_ttl_s
+        self._lookup_attempts = lookup_attempts
+        self._markets: dict[str, Market] = {}
+        self._markets_loaded_at = 0.0
+        self._tickers: dict[str, _Cached] = {}
+        self._balance: _Cached | None = None
+        self._configured: set[str] = set()  # symbols whose leverage / margin mode are set
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._refresher: threading.Thread | None = None
+
+    @classmethod
+    def from_config(cls, name: str, options: dict[str, Any], *, config_dir: Path, file: str) -> CcxtBroker:
+        opts = validate(options, OPTIONS_SCHEMA, file=file, path=f"brokers.{name}")
+        exchange_id = opts["exchange"]
+        if exchange_id not in ccxt.exchanges:
+            raise ConfigError(f"ccxt has no exchange {exchange_id!r}", file=file, path=f"brokers.{name}.exchange")
+        market_type: MarketType = opts["market_type"]
+        key, secret = opts["api_key"] or "", opts["api_secret"] or ""
+        exchange_options: dict[str, Any] = {
+            "defaultType": "future" if market_type == "future" else "spot",
+            # Test and demo endpoints have no sapi; load only the markets this account trades.
+            "fetchCurrencies": False,
+            "fetchMargins": False,
+            "fetchMarkets": {"types": ["linear"] if market_type == "future" else ["spot"]},
+            # ccxt's own retry would re-send an order blind: placement retries go through lookup.
+            "maxRetriesOnFailure": 0,
+            **opts["options"],
+        }
+        exchange = getattr(ccxt, exchange_id)(
+            {
+                "apiKey": key,
+                "secret": secret,
+                "enableRateLimit": True,
+                "timeout": opts["timeout_ms"],
+                "options": exchange_options,
+            }
+        )
+        if opts["testnet"]:
+            if market_type == "future" and hasattr(exchange, "enable_demo_trading"):
+                exchange.enable_demo_trading(True)  # ccxt refuses sandbox for Binance futures now
+            else:
+                exchange.set_sandbox_mode(True)
+        if opts["api_url"]:
+            exchange.urls["api"] = rewrite_urls(exchange.urls["api"], opts["api_url"])
+        broker = cls(
+            name,
+            exchange,
+            market_type=market_type,
+            label=opts.get("label") or f"{exchange_id} {market_type}{' testnet' if opts['testnet'] else ''}",
+            leverage=opts["leverage"],
+            margin_mode=opts["margin_mode"],
+            markets_ttl_s=float(opts["markets_ttl_s"]),
+            ticker_ttl_s=float(opts["ticker_ttl_s"]),
+            balance_ttl_s=float(opts["balance_ttl_s"]),
+            lookup_attempts=opts["lookup_attempts"],
+            has_keys=bool(key and secret),
+        )
+        broker.start()
+        return broker
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Warm the markets now (before the first signal) and keep them fresh in the background."""
+        try:
+            self.refresh_markets(attempts=1)  # a down exchange must not hold the service's startup
+        except OrdergateError as exc:
+            log.error("Markets for %s not loaded yet (%s); retrying in the background", self.name, exc)
+        self._refresher = threading.Thread(target=self._refresh_loop, name=f"markets-{self.name}", daemon=True)
+        self._refresher.start()
+
+    def close(self) -> None:
+        self._stop.set()
+
+    def _refresh_loop(self) -> None:
+        while not self._stop.wait(self._markets_ttl if self._markets else 30):
+            try:
+                self.refresh_markets()
+            except OrdergateError as exc:  # keep the last good markets
+                log.warning("Market refresh for %s failed (%s); keeping the last good markets", self.name, exc)
+
+    def refresh_markets(self, attempts: int = 3) -> None:
+        """Reload the exchange's markets; on failure the last good ones stay."""
+        try:
+            raw = read_retry(attempts)(lambda: self.exchange.load_markets(reload=True))()
+        except cx.BaseError as exc:
+            raise translate(exc, exchange=self.exchange_id) from exc
+        markets = {}
+        for market in raw.values():
+            if market.get("active") is False:
+                continue
+            if (self.market_type == "future") != bool(market.get("contract")):
+                continue
+            if self.market_type == "future" and not market.get("linear"):
+                continue
+            converted = market_of(market, self.market_type)
+            markets[converted.symbol] = converted
+        self._markets = markets  # one assignment: readers see the old or the new dict, never half
+        self._markets_loaded_at = time.time()
+        log.info("Loaded %d %s markets for %s", len(markets), self.market_type, self.name)
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def _read(self, call: Callable[[], T]) -> T:
+        try:
+            return read_retry()(call)()
+        except cx.BaseError as exc:
+            raise translate(exc, exchange=self.exchange_id) from exc
+
+    def market(self, symbol: str) -> Market | None:
+        if not self._markets:
+            raise BrokerUnavailable(f"Markets for {self.name} are not loaded yet", broker=self.name)
+        return self._markets.get(symbol.upper())
+
+    def price(self, symbol: str) -> Decimal:
+        cached = self._tickers.get(symbol)
+        now = time.monotonic()
+        if cached is not None and now - cached.at < self._ticker_ttl:
+            return Decimal(cached.value)
+        market = self._market_or_reject(symbol)
+        ticker = self._read(lambda: self.exchange.fetch_ticker(market.broker_symbol))
+        info = ticker.get("info") or {}
+        last = _dec(info.get("lastPrice") or info.get("price") or ticker.get("last"))
+        if last <= 0:
+            raise BrokerUnavailable(f"No price for {symbol} from {self.exchange_id}", broker=self.name)
+        self._tickers[symbol] = _Cached(last, now)
+        return last
+
+    def note_price(self, symbol: str, price: Decimal) -> None:
+        """Remember a fresh price (a fill, or a signal's hint) so the next signal needs no ticker."""
+        self._tickers[symbol] = _Cached(price, time.monotonic())
+
+    def leverage(self, symbol: str) -> Decimal:
+        return Decimal(self._leverage or 1) if self.market_type == "future" else Decimal(1)
+
+    def free_balance(self, asset: str) -> Decimal:
+        with self._lock:
+            cached = self._balance
+            if cached is None or time.monotonic() - cached.at >= self._balance_ttl:
+                cached = self._balance = _Cached(self._fetch_free(), time.monotonic())
+            free: dict[str, Decimal] = cached.value
+            return free.get(asset.upper(), ZERO)
+
+    def _fetch_free(self) -> dict[str, Decimal]:
+        balance = self._read(self.exchange.fetch_balance)
+        info = balance.get("info") or {}
+        free: dict[str, Decimal] = {}
+        if self.market_type == "future" and isinstance(info.get("assets"), list):
+            for entry in info["assets"]:
+                free[str(entry.get("asset")).upper()] = _dec(entry.get("availableBalance"))
+        elif isinstance(info.get("balances"), list):
+            for entry in info["balances"]:
+                free[str(entry.get("asset")).upper()] = _dec(entry.get("free"))
+        else:  # another exchange: ccxt's unified view
+            for asset, amount in (balance.get("free") or {}).items():
+                free[str(asset).upper()] = _dec(amount)
+        return free
+
+    def order_params(self, order: Order, market: Market) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "symbol": market.symbol,
+            "side": order.side.upper(),
+            "type": order.type,
+            "quantity": plain(order.quantity),
+        }
+        if order.price is not None:
+            params["price"] = plain(order.price)
+        if order.reduce_only:
+            params["reduceOnly"] = "true"
+        params["newClientOrderId"] = order.client_order_id
+        return params
+
+    def find_order(self, client_order_id: str, symbol: str) -> Placement | None:
+        market = self._market_or_reject(symbol)
+        try:
+            raw = read_retry(self._lookup_attempts)(
+                lambda: self.exchange.fetch_order(None, market.broker_symbol, {"clientOrderId": client_order_id})
+            )()
+        except cx.OrderNotFound:
+            return None
+        except cx.BaseError as exc:
+            raise translate(exc, exchange=self.exchange_id) from exc
+        return self._placement(raw, market, client_order_id)
+
+    # -- placement ----------------------------------------------------------------------------
+
+    def place_order(self, order: Order, market: Market) -> Placement:
+        if self.market_type == "future":
+            self._configure(market)
+        try:
+            placement = self._create(order, market)
+        except OrderOutcomeUnknown:
+            placement = self._recover(order, market)
+        self._after_fill(placement, market)
+        return placement
+
+    def _create(self, order: Order, market: Market) -> Placement:
+        params: dict[str, Any] = {"clientOrderId": order.client_order_id}
+        if order.reduce_only and self.market_type == "future":
+            params["reduceOnly"] = True
+        try:
+            raw = self.exchange.create_order(
+                market.broker_symbol,
+                order.type.lower(),
+                order.side,
+                plain(order.quantity),
+                # A spot market order with a price becomes quoteOrderQty in ccxt: never send one.
+                plain(order.price) if order.price is not None and order.type == "LIMIT" else None,
+                params,
+            )
+        except cx.BaseError as exc:
+            raise translate(exc, exchange=self.exchange_id, placing=True) from exc
+        return self._placement(raw, market, order.client_order_id)
+
+    def _recover(self, order: Order, market: Market) -> Placement:
+        """The placement may have reached the exchange: look it up; re-send only if absent."""
+        log.warning("Order %s: outcome unknown, looking it up by client order id", order.client_order_id)
+        try:
+            found = self.find_order(order.client_order_id, market.symbol)
+        except OrdergateError as exc:
+            raise OrderOutcomeUnknown(
+                "Order status unknown: it is being checked with the broker", broker=self.name
+            ) from exc
+        if found is not None:
+            log.info("Order %s found at the exchange: %s", order.client_order_id, found.status)
+            return found
+        log.warning("Order %s not at the exchange: sending it once more", order.client_order_id)
+        try:
+            return self._create(order, market)
+        except OrderOutcomeUnknown:
+            found = self.find_order(order.client_order_id, market.symbol)
+            if found is not None:
+                return found
+            raise
+
+    def _configure(self, market: Market) -> None:
+        """Set the route's leverage and margin mode on a futures symbol, once per process."""
+        if market.symbol in self._configured or (self._leverage is None and self._margin_mode is None):
+            return
+        try:
+            if self._margin_mode is not None:
+                with contextlib.suppress(cx.MarginModeAlreadySet):
+                    self.exchange.set_margin_mode(self._margin_mode, market.broker_symbol)
+            if self._leverage is not None:
+                self.exchange.set_leverage(self._leverage, market.broker_symbol)
+        except cx.BaseError as exc:
+            raise translate(exc, exchange=self.exchange_id) from exc
+        self._configured.add(market.symbol)
+
+    def _after_fill(self, placement: Placement, market: Market) -> None:
+        """Keep the cached balance and price current from the fill, saving the next round trips."""
+        if placement.average_price is not None and placement.average_price > 0:
+            self.note_price(market.symbol, placement.average_price)
+        with self._lock:
+            cached = self._balance
+            if cached is None or placement.filled <= 0:
+                return
+            free: dict[str, Decimal] = dict(cached.value)
+            price = placement.average_price or placement.price or ZERO
+            cost = placement.filled * price
+            if self.market_type == "future":
+                margin = cost / self.leverage(market.symbol)
+                free[market.quote] = free.get(market.quote, ZERO) - margin
+            elif placement.side == "buy":
+                free[market.quote] = free.get(market.quote, ZERO) - cost
+                free[market.base] = free.get(market.base, ZERO) + placement.filled
+            else:
+                free[market.quote] = free.get(market.quote, ZERO) + cost
+                free[market.base] = free.get(market.base, ZERO) - placement.filled
+            self._balance = _Cached(free, cached.at)
+
+    def _placement(self, raw: dict[str, Any], market: Market, client_order_id: str) -> Placement:
+        info = raw.get("info") or {}
+        filled = _dec(info.get("executedQty") if "executedQty" in info else raw.get("filled"))
+        average = _dec(info.get("avgPrice")) if info.get("avgPrice") else ZERO
+        if average <= 0 and filled > 0:
+            quote = _dec(info.get("cummulativeQuoteQty") or info.get("cumQuote"))
+            average = quote / filled if quote > 0 else _dec(raw.get("average"))
+        status = str(info.get("status") or raw.get("status") or "NEW").upper()
+        order_id: str | int = info.get("orderId") or raw.get("id") or ""
+        return Placement(
+            order_id=order_id,
+            client_order_id=str(info.get("clientOrderId") or raw.get("clientOrderId") or client_order_id),
+            status={"CLOSED": "FILLED", "OPEN": "NEW", "CANCELED": "CANCELED"}.get(status, status),
+            symbol=market.symbol,
+            side="buy" if str(info.get("side") or raw.get("side") or "").lower() == "buy" else "sell",
+            type="LIMIT" if str(info.get("type") or raw.get("type") or "").upper() == "LIMIT" else "MARKET",
+            quantity=_dec(info.get("origQty") or raw.get("amount")),
+            filled=filled,
+            average_price=average if average > 0 else None,
+            price=_dec(info.get("price")) or None,
+            base=market.base,
+            broker=self.name,
+        )
+
+    def _market_or_reject(self, symbol: str) -> Market:
+        market = self.market(symbol)
+        if market is None:
+            raise Rejection(INVALID_SYMBOL, code="symbol_not_listed")
+        return market
