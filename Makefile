@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 
-.PHONY: run test lint bench check clean
+.PHONY: run test lint bench check record clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,16 @@ test: lint
 
 bench: $(VENV)/.test-deps
 	$(BIN)/python bench/bench_webhook.py
+
+# Re-record the exchange cassettes against Binance's real test endpoints. Needs testnet keys
+# (spot: testnet.binance.vision) or demo keys (USD-M futures: demo.binance.com), e.g.
+#   BINANCE_API_KEY=... BINANCE_API_SECRET=... make record
+# Keys, signatures and timestamps are scrubbed before anything is written.
+record: $(VENV)/.test-deps
+	@test -n "$$BINANCE_API_KEY" -a -n "$$BINANCE_API_SECRET" || \
+		{ echo "make record needs BINANCE_API_KEY and BINANCE_API_SECRET (testnet/demo keys)"; exit 2; }
+	ORDERGATE_RECORD=1 $(BIN)/python -m pytest tests/brokers -m "vcr and recordable" --record-mode=rewrite
+	$(BIN)/python -m pytest tests/brokers/test_cassettes_clean.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

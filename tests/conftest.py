@@ -6,12 +6,14 @@ import http.client
 import json
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from falcon import testing
+from waitress import wasyncore
 from waitress.server import create_server
 
 from ordergate.app import OrdergateApp, create_app
@@ -88,13 +90,36 @@ class LiveServer:
         return self.request("POST", "/webhook", body, {"Content-Type": content_type})
 
 
-@pytest.fixture
-def live_server(app: OrdergateApp) -> Iterator[LiveServer]:
-    server = create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
+@contextmanager
+def serving(app: OrdergateApp, threads: int = 4) -> Iterator[LiveServer]:
+    """Serve ``app`` with waitress on a free loopback port until the block ends.
+
+    The loop runs in short slices and the server is closed from its own thread: closing it
+    from another thread races the loop's select() on the closed descriptors.
+    """
+    server = create_server(app, host="127.0.0.1", port=0, threads=threads)
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            while not stop.is_set():
+                wasyncore.loop(timeout=0.05, map=server._map, count=1)  # type: ignore[union-attr]
+        finally:
+            server.close()
+            for channel in list(server._map.values()):  # type: ignore[union-attr]
+                channel.close()
+            server.task_dispatcher.shutdown()  # type: ignore[union-attr]
+
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     try:
         yield LiveServer("127.0.0.1", server.effective_port, app)  # type: ignore[union-attr]
     finally:
-        server.close()
+        stop.set()
         thread.join(timeout=5)
+
+
+@pytest.fixture
+def live_server(app: OrdergateApp) -> Iterator[LiveServer]:
+    with serving(app) as server:
+        yield server

@@ -88,6 +88,36 @@ def exchange_reason(exc: BaseException) -> tuple[int | None, str]:
     return None, text.split("\n", 1)[0][:160]
 
 
+# Binance's own codes decide first: ccxt applies its per-market code tables only for Binance's
+# real hosts, so behind ``api_url`` (a proxy, a compatible test exchange) e.g. -2019 would
+# otherwise arrive as a bare ExchangeError.
+_AUTH_CODES = {-1002, -1022, -2014, -2015}
+_BEFORE_EXECUTION = {-1003: "rate limit reached", -1008: "is overloaded", -1015: "rate limit reached"}
+
+
+def _by_code(code: int, message: str, name: str, exchange: str, placing: bool) -> OrdergateError | None:
+    lowered = message.lower()
+    if code in (-2018, -2019) or (code == -2010 and "insufficient" in lowered):
+        return Rejection(INSUFFICIENT_BALANCE, code="insufficient_balance")
+    if code == -1121:
+        return Rejection(INVALID_SYMBOL, code="symbol_not_listed")
+    if code == -4164 or (code == -1013 and "notional" in lowered):
+        return Rejection(ORDER_TOO_SMALL, code="below_min_notional")
+    if code == -1111 or (code == -1013 and "lot_size" in lowered):
+        return Rejection(INVALID_PRECISION, code="precision")
+    if code in _AUTH_CODES:
+        return BrokerAuthError("Unauthorized API key", broker=exchange)
+    if code in _BEFORE_EXECUTION:
+        return BrokerUnavailable(f"{name} {_BEFORE_EXECUTION[code]}: try again shortly", broker=exchange)
+    if code == -1021:
+        return BrokerUnavailable(f"{name} refused the request timestamp (server clock skew)", broker=exchange)
+    if code == -1007:
+        if placing:
+            return OrderOutcomeUnknown("Order status unknown: it is being checked with the broker", broker=exchange)
+        return BrokerUnavailable(f"{name} did not answer: try again shortly", broker=exchange)
+    return None
+
+
 def translate(exc: BaseException, *, exchange: str = "exchange", placing: bool = False) -> OrdergateError:
     """Map a ccxt exception to ordergate's error with the words the trader reads.
 
@@ -98,6 +128,10 @@ def translate(exc: BaseException, *, exchange: str = "exchange", placing: bool =
     """
     code, message = exchange_reason(exc)
     name = exchange.capitalize()
+    if code is not None and not isinstance(exc, cx.OrderNotFound):
+        by_code = _by_code(code, message, name, exchange, placing)
+        if by_code is not None:
+            return by_code
     if isinstance(exc, cx.InsufficientFunds):
         return Rejection(INSUFFICIENT_BALANCE, code="insufficient_balance")
     if isinstance(exc, cx.BadSymbol):
@@ -420,7 +454,7 @@ class CcxtBroker:
             placement = self._create(order, market)
         except OrderOutcomeUnknown:
             placement = self._recover(order, market)
-        self._after_fill(placement, market)
+        self._after_fill(placement, market, reduce_only=order.reduce_only)
         return placement
 
     def _create(self, order: Order, market: Market) -> Placement:
@@ -476,7 +510,7 @@ class CcxtBroker:
             raise translate(exc, exchange=self.exchange_id) from exc
         self._configured.add(market.symbol)
 
-    def _after_fill(self, placement: Placement, market: Market) -> None:
+    def _after_fill(self, placement: Placement, market: Market, *, reduce_only: bool = False) -> None:
         """Keep the cached balance and price current from the fill, saving the next round trips."""
         if placement.average_price is not None and placement.average_price > 0:
             self.note_price(market.symbol, placement.average_price)
@@ -488,6 +522,9 @@ class CcxtBroker:
             price = placement.average_price or placement.price or ZERO
             cost = placement.filled * price
             if self.market_type == "future":
+                if reduce_only:  # released margin depends on the entry price: read it afresh
+                    self._balance = None
+                    return
                 margin = cost / self.leverage(market.symbol)
                 free[market.quote] = free.get(market.quote, ZERO) - margin
             elif placement.side == "buy":

@@ -41,6 +41,9 @@ class NotionalCheck:
         price = order.price or order.price_hint or self.broker.price(market.symbol)
         notional = order.quantity * price
         log.info("Current price: %s, Notional: %s", amount(price, market.quote), amount(notional, market.quote))
-        if notional < max(self.min, market.min_notional):
+        # Exchanges exempt reduce-only futures orders from their minimum, so a small position
+        # can always be closed; the route's own minimum still applies.
+        exempt = order.reduce_only and market.type == "future"
+        if notional < (self.min if exempt else max(self.min, market.min_notional)):
             raise Rejection(ORDER_TOO_SMALL, code="below_min_notional")
         return signal.replace(reference_price=price)

@@ -181,3 +181,24 @@ def test_exchange_reason_reads_binance_bodies_and_nothing_else() -> None:
     )
     assert code is None
     assert "Traceback" not in message
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ('{"code":-2019,"msg":"Margin is insufficient."}', "Insufficient balance"),
+        ('{"code":-2010,"msg":"Account has insufficient balance for requested action."}', "Insufficient balance"),
+        (
+            '{"code":-4164,"msg":"Order\'s notional must be no smaller than 5.0 (unless you choose reduce only)"}',
+            "Order size too small",
+        ),
+        ('{"code":-1013,"msg":"Filter failure: NOTIONAL"}', "Order size too small"),
+        ('{"code":-1013,"msg":"Filter failure: LOT_SIZE"}', "Invalid quantity precision"),
+        ('{"code":-1111,"msg":"Precision is over the maximum defined for this asset."}', "Invalid quantity precision"),
+        ('{"code":-1121,"msg":"Invalid symbol."}', "Invalid symbol"),
+        ('{"code":-2015,"msg":"Invalid API-key, IP, or permissions for action."}', "Unauthorized API key"),
+    ],
+)
+def test_binance_codes_decide_even_as_a_bare_exchange_error(body: str, words: str) -> None:
+    # Behind api_url (not a Binance host) ccxt skips its per-market tables: only the code is left.
+    assert str(translate(cx.ExchangeError(f"binance {body}"), exchange="binance", placing=True)) == words
