@@ -36,14 +36,16 @@ test: lint
 bench: $(VENV)/.test-deps
 	$(BIN)/python bench/bench_webhook.py
 
-# Re-record the exchange cassettes against Binance's real test endpoints. Needs testnet keys
-# (spot: testnet.binance.vision) or demo keys (USD-M futures: demo.binance.com), e.g.
-#   BINANCE_API_KEY=... BINANCE_API_SECRET=... make record
+# Re-record the exchange cassettes against Binance's real test endpoints. Spot testnet
+# (testnet.binance.vision) and USD-M futures demo trading (demo.binance.com) have separate keys:
+#   BINANCE_API_KEY=<spot testnet key> BINANCE_API_SECRET=... make record RECORD=spot
+#   BINANCE_API_KEY=<demo key> BINANCE_API_SECRET=... make record RECORD=futures
 # Keys, signatures and timestamps are scrubbed before anything is written.
+RECORD ?= spot or futures
 record: $(VENV)/.test-deps
 	@test -n "$$BINANCE_API_KEY" -a -n "$$BINANCE_API_SECRET" || \
 		{ echo "make record needs BINANCE_API_KEY and BINANCE_API_SECRET (testnet/demo keys)"; exit 2; }
-	ORDERGATE_RECORD=1 $(BIN)/python -m pytest tests/brokers -m "vcr and recordable" --record-mode=rewrite
+	ORDERGATE_RECORD=1 $(BIN)/python -m pytest tests/brokers -m "vcr and recordable" -k "$(RECORD)" --record-mode=rewrite
 	$(BIN)/python -m pytest tests/brokers/test_cassettes_clean.py
 
 clean:
