@@ -213,9 +213,9 @@ def fapi_order(
     return interaction("POST", f"{FAPI}/v1/order", status, payload, form)
 
 
-def fapi_leverage(leverage: int) -> dict[str, Any]:
-    payload = dict(body("usdm-leverage"), leverage=leverage, symbol="BTCUSDT")
-    return interaction("POST", f"{FAPI}/v1/leverage", 200, payload, {"symbol": "BTCUSDT", "leverage": str(leverage)})
+def fapi_leverage(leverage: int, symbol: str = "BTCUSDT") -> dict[str, Any]:
+    payload = dict(body("usdm-leverage"), leverage=leverage, symbol=symbol)
+    return interaction("POST", f"{FAPI}/v1/leverage", 200, payload, {"symbol": symbol, "leverage": str(leverage)})
 
 
 # -- the cassettes, one per test --------------------------------------------------------------
@@ -259,12 +259,14 @@ def cassettes() -> dict[str, list[dict[str, Any]]]:
             spot_account(),
             spot_order("never-arrived", status=503, payload=error(-1007)),
             spot_lookup("never-arrived", found=False),
+            spot_lookup("never-arrived", found=False),
             spot_order("never-arrived"),
         ],
         "test_spot_timeout_twice_answers_unknown_never_5xx": [
             spot_markets(),
             spot_account(),
             spot_order("still-unknown", status=503, payload=error(-1007)),
+            spot_lookup("still-unknown", found=False),
             spot_lookup("still-unknown", found=False),
             spot_order("still-unknown", status=503, payload=error(-1007)),
             spot_lookup("still-unknown", found=False),
@@ -284,10 +286,12 @@ def cassettes() -> dict[str, list[dict[str, Any]]]:
         "test_futures_limit_order": [
             fapi_markets(),
             fapi_account(),
+            fapi_leverage(1, "ETHUSDT"),
             fapi_order("fut-limit", symbol="ETHUSDT", side="SELL", qty="0.01", kind="LIMIT", price="2600"),
         ],
         "test_futures_margin_insufficient_is_the_seed_words": [
             fapi_markets(),
+            fapi_leverage(1),
             fapi_order("no-margin", qty="50", status=400, payload=error(-2019)),
         ],
     }

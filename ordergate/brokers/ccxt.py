@@ -63,6 +63,9 @@ OPTIONS_SCHEMA: dict[str, Any] = {
     "ticker_ttl_s": {"type": "decimal", "min": 0, "default": 2},
     "balance_ttl_s": {"type": "decimal", "min": 0, "default": 30},
     "lookup_attempts": {"type": "integer", "min": 1, "max": 10, "default": 3},
+    # after a lost answer, wait this long before each look-up: an order still executing may
+    # not show yet, and re-sending a filled market order's id would place a second order
+    "lookup_delay_s": {"type": "decimal", "min": 0, "max": 10, "default": 1},
     "options": {"type": "dict", "default": {}},  # passed to ccxt as-is, for exchanges beyond Binance
 }
 
@@ -248,6 +251,7 @@ class CcxtBroker:
         ticker_ttl_s: float = 2,
         balance_ttl_s: float = 30,
         lookup_attempts: int = 3,
+        lookup_delay_s: float = 1.0,
         has_keys: bool = True,
     ) -> None:
         self.name = name
@@ -262,6 +266,7 @@ class CcxtBroker:
         self._ticker_ttl = ticker_ttl_s
         self._balance_ttl = balance_ttl_s
         self._lookup_attempts = lookup_attempts
+        self._lookup_delay = lookup_delay_s
         self._markets: dict[str, Market] = {}
         self._markets_loaded_at = 0.0
         self._tickers: dict[str, _Cached] = {}
@@ -316,6 +321,7 @@ class CcxtBroker:
             ticker_ttl_s=float(opts["ticker_ttl_s"]),
             balance_ttl_s=float(opts["balance_ttl_s"]),
             lookup_attempts=opts["lookup_attempts"],
+            lookup_delay_s=float(opts["lookup_delay_s"]),
             has_keys=bool(key and secret),
         )
         broker.start()
@@ -476,25 +482,34 @@ class CcxtBroker:
         return self._placement(raw, market, order.client_order_id)
 
     def _recover(self, order: Order, market: Market) -> Placement:
-        """The placement may have reached the exchange: look it up; re-send only if absent."""
+        """The placement may have reached the exchange: look it up; re-send only if absent.
+
+        Absent means absent twice, a moment apart: an order the exchange is still executing
+        may not show at once, and a filled market order's client id is free again on Binance,
+        so re-sending too early could place it twice.
+        """
         log.warning("Order %s: outcome unknown, looking it up by client order id", order.client_order_id)
-        try:
-            found = self.find_order(order.client_order_id, market.symbol)
-        except OrdergateError as exc:
-            raise OrderOutcomeUnknown(
-                "Order status unknown: it is being checked with the broker", broker=self.name
-            ) from exc
-        if found is not None:
-            log.info("Order %s found at the exchange: %s", order.client_order_id, found.status)
-            return found
-        log.warning("Order %s not at the exchange: sending it once more", order.client_order_id)
+        for _ in range(2):
+            found = self._look_up(order, market)
+            if found is not None:
+                log.info("Order %s found at the exchange: %s", order.client_order_id, found.status)
+                return found
+        log.warning("Order %s is not at the exchange: sending it once more", order.client_order_id)
         try:
             return self._create(order, market)
         except OrderOutcomeUnknown:
-            found = self.find_order(order.client_order_id, market.symbol)
+            found = self._look_up(order, market)
             if found is not None:
                 return found
             raise
+
+    def _look_up(self, order: Order, market: Market) -> Placement | None:
+        time.sleep(self._lookup_delay)
+        try:
+            return self.find_order(order.client_order_id, market.symbol)
+        except OrdergateError as exc:
+            unknown = "Order status unknown: it is being checked with the broker"
+            raise OrderOutcomeUnknown(unknown, broker=self.name) from exc
 
     def _configure(self, market: Market) -> None:
         """Set the route's leverage and margin mode on a futures symbol, once per process."""

@@ -65,7 +65,7 @@ def binance() -> Iterator[Any]:
     def make(market_type: str, *, pipeline: list[Any] | None = None, **options: Any) -> Binance:
         environ = {**KEYS, "BINANCE_MARKET_TYPE": market_type}
         settings = load_settings("testnet", CONFIG_DIR, environ=environ)
-        settings.data["brokers"]["binance"].update(options)
+        settings.data["brokers"]["binance"].update({"lookup_delay_s": 0, **options})
         if pipeline is not None:
             settings.data["pipelines"]["crypto"] = pipeline
         app = create_app(settings)  # loads the markets, inside the cassette
@@ -160,7 +160,13 @@ def test_spot_timeout_then_lookup_not_found_sends_it_once_more(binance: Any) -> 
     ex = binance("spot")
     status, body, cost = ex.send(id="never-arrived", price="43500", **BTC)
     assert (status, body["success"], body["status"]) == (200, True, "FILLED"), body
-    assert cost == ["GET /api/v3/account", "POST /api/v3/order", "GET /api/v3/order", "POST /api/v3/order"]
+    assert cost == [
+        "GET /api/v3/account",
+        "POST /api/v3/order",
+        "GET /api/v3/order",  # not there yet ...
+        "GET /api/v3/order",  # ... nor a moment later: it never arrived
+        "POST /api/v3/order",
+    ]
 
 
 @pytest.mark.vcr
@@ -169,7 +175,8 @@ def test_spot_timeout_twice_answers_unknown_never_5xx(binance: Any) -> None:
     status, body, cost = ex.send(id="still-unknown", price="43500", **BTC)
     assert (status, body["status"]) == (202, "unknown"), body
     assert body["clientOrderId"].startswith("og-")
-    assert cost.count("POST /api/v3/order") == 2  # the first, and once more after "not found"
+    assert cost.count("POST /api/v3/order") == 2  # the first, and once more after "not found" twice
+    assert cost.count("GET /api/v3/order") == 3
 
 
 @pytest.mark.vcr
@@ -225,7 +232,7 @@ def test_futures_limit_order(binance: Any) -> None:
         id="fut-limit", symbol="ETHUSDT", side="sell", quantity="0.01", type="LIMIT", price="2600"
     )
     assert (status, body["status"]) == (200, "NEW"), body
-    assert cost == ["GET /fapi/v3/account", "POST /fapi/v1/order"]
+    assert cost == ["GET /fapi/v3/account", "POST /fapi/v1/leverage", "POST /fapi/v1/order"]
 
 
 @pytest.mark.vcr
@@ -235,7 +242,7 @@ def test_futures_margin_insufficient_is_the_seed_words(binance: Any) -> None:
         id="no-margin", price="43500", symbol="BTCUSDT", side="buy", quantity="50", type="MARKET"
     )
     assert (status, body["error"]) == (422, "Insufficient balance")
-    assert cost == ["POST /fapi/v1/order"]
+    assert cost == ["POST /fapi/v1/leverage", "POST /fapi/v1/order"]
 
 
 @pytest.mark.vcr
