@@ -231,8 +231,8 @@ def cassettes() -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {
         "test_spot_market_orders_cost_one_round_trip_in_steady_state": [
             spot_markets(),
+            spot_account(),  # markets and balance are read at startup
             spot_ticker(),
-            spot_account(),
             spot_order("spot-1"),
             spot_order("spot-2"),
             spot_ticker(),
@@ -274,6 +274,7 @@ def cassettes() -> dict[str, list[dict[str, Any]]]:
         "test_missing_keys_answer_422_and_the_rest_keeps_working": [spot_markets()],
         "test_failed_market_refresh_keeps_the_last_good_markets": [
             spot_markets(),
+            spot_account(),
             interaction("GET", f"{SPOT}/exchangeInfo", 503, error(-1007)),
         ],
         "test_futures_market_order_sets_leverage_once_then_one_round_trip": [
@@ -291,6 +292,7 @@ def cassettes() -> dict[str, list[dict[str, Any]]]:
         ],
         "test_futures_margin_insufficient_is_the_seed_words": [
             fapi_markets(),
+            fapi_account(),
             fapi_leverage(1),
             fapi_order("no-margin", qty="50", status=400, payload=error(-2019)),
         ],
@@ -298,6 +300,7 @@ def cassettes() -> dict[str, list[dict[str, Any]]]:
     for test_id, (signal_id, qty, payload) in seed_errors.items():
         out[f"test_spot_exchange_reports_the_seed_errors[{test_id}]"] = [
             spot_markets(),
+            spot_account(),
             spot_order(signal_id, qty=qty, status=400, payload=payload),
         ]
         # the same answers from a Binance-compatible server behind api_url (ccxt's per-host

@@ -330,23 +330,46 @@ class CcxtBroker:
     # -- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Warm the markets now (before the first signal) and keep them fresh in the background."""
+        """Warm markets and balance now, before the first signal; keep them fresh in the background.
+
+        One attempt each: a down exchange must not hold the service's startup.
+        """
         try:
-            self.refresh_markets(attempts=1)  # a down exchange must not hold the service's startup
+            self.refresh_markets(attempts=1)
         except OrdergateError as exc:
             log.error("Markets for %s not loaded yet (%s); retrying in the background", self.name, exc)
-        self._refresher = threading.Thread(target=self._refresh_loop, name=f"markets-{self.name}", daemon=True)
+        if not self.missing_credentials:
+            try:
+                self.refresh_balance(attempts=1)
+            except OrdergateError as exc:
+                log.warning("Balance of %s not read yet (%s); reading it on the first signal", self.name, exc)
+        self._refresher = threading.Thread(target=self._refresh_loop, name=f"refresh-{self.name}", daemon=True)
         self._refresher.start()
 
     def close(self) -> None:
         self._stop.set()
 
     def _refresh_loop(self) -> None:
-        while not self._stop.wait(self._markets_ttl if self._markets else 30):
-            try:
-                self.refresh_markets()
-            except OrdergateError as exc:  # keep the last good markets
-                log.warning("Market refresh for %s failed (%s); keeping the last good markets", self.name, exc)
+        """Refresh markets on their TTL and the balance a little before its TTL runs out, so no
+        signal waits for either in steady state."""
+        balance_every = self._balance_ttl * 0.8 if self._balance_ttl >= 1 and not self.missing_credentials else None
+        now = time.monotonic()
+        markets_due = now + (self._markets_ttl if self._markets else 30)
+        balance_due = now + balance_every if balance_every else float("inf")
+        while not self._stop.wait(max(0.05, min(markets_due, balance_due) - time.monotonic())):
+            now = time.monotonic()
+            if now >= markets_due:
+                try:
+                    self.refresh_markets()
+                except OrdergateError as exc:  # keep the last good markets
+                    log.warning("Market refresh for %s failed (%s); keeping the last good markets", self.name, exc)
+                markets_due = now + (self._markets_ttl if self._markets else 30)
+            if balance_every and now >= balance_due:
+                try:
+                    self.refresh_balance()
+                except OrdergateError as exc:  # the next signal reads it on demand
+                    log.warning("Balance refresh for %s failed (%s)", self.name, exc)
+                balance_due = now + balance_every
 
     def refresh_markets(self, attempts: int = 3) -> None:
         """Reload the exchange's markets; on failure the last good ones stay."""
@@ -410,8 +433,17 @@ class CcxtBroker:
             free: dict[str, Decimal] = cached.value
             return free.get(asset.upper(), ZERO)
 
-    def _fetch_free(self) -> dict[str, Decimal]:
-        balance = self._read(self.exchange.fetch_balance)
+    def refresh_balance(self, attempts: int = 3) -> None:
+        """Read the account's free balances now (the background refresh and startup use this)."""
+        fresh = _Cached(self._fetch_free(attempts), time.monotonic())
+        with self._lock:
+            self._balance = fresh
+
+    def _fetch_free(self, attempts: int = 3) -> dict[str, Decimal]:
+        try:
+            balance = read_retry(attempts)(self.exchange.fetch_balance)()
+        except cx.BaseError as exc:
+            raise translate(exc, exchange=self.exchange_id) from exc
         info = balance.get("info") or {}
         free: dict[str, Decimal] = {}
         if self.market_type == "future" and isinstance(info.get("assets"), list):

@@ -94,9 +94,9 @@ def test_spot_market_orders_cost_one_round_trip_in_steady_state(binance: Any) ->
     ex = binance("spot", ticker_ttl_s=0)
     assert ex.broker.market("BTCUSDT") is not None  # markets warm before the first signal
 
-    status, body, cost = ex.send(id="spot-1", **BTC)  # cold: price, balance, order
+    status, body, cost = ex.send(id="spot-1", **BTC)  # the balance was read at startup
     assert (status, body["success"], body["status"]) == (200, True, "FILLED"), body
-    assert cost == ["GET /api/v3/ticker/24hr", "GET /api/v3/account", "POST /api/v3/order"]
+    assert cost == ["GET /api/v3/ticker/24hr", "POST /api/v3/order"]
     assert body["executedQty"] == "0.001"
     assert body["clientOrderId"].startswith("og-")
 
@@ -118,7 +118,7 @@ def test_spot_limit_order_rests_on_the_book(binance: Any) -> None:
     )
     assert (status, body["success"], body["status"]) == (200, True, "NEW"), body
     assert (body["executedQty"], body["avgPrice"], body["price"]) == ("0", None, "30000")
-    assert cost == ["GET /api/v3/account", "POST /api/v3/order"]  # the limit price needs no ticker
+    assert cost == ["POST /api/v3/order"]  # the limit price needs no ticker, the balance is warm
 
 
 @pytest.mark.vcr
@@ -144,7 +144,7 @@ def test_spot_rate_limit_before_placement_is_503_and_places_nothing(binance: Any
     ex = binance("spot")
     status, body, cost = ex.send(id="rate-limited", price="43500", **BTC)
     assert (status, body["error"]) == (503, "Binance rate limit reached: try again shortly")
-    assert cost == ["GET /api/v3/account", "POST /api/v3/order"]
+    assert cost == ["POST /api/v3/order"]
 
 
 @pytest.mark.vcr
@@ -152,7 +152,7 @@ def test_spot_timeout_then_lookup_finds_the_order_and_sends_nothing_more(binance
     ex = binance("spot")
     status, body, cost = ex.send(id="lost-response", price="43500", **BTC)
     assert (status, body["success"], body["status"]) == (200, True, "FILLED"), body
-    assert cost == ["GET /api/v3/account", "POST /api/v3/order", "GET /api/v3/order"]  # one POST: one order
+    assert cost == ["POST /api/v3/order", "GET /api/v3/order"]  # one POST: one order
 
 
 @pytest.mark.vcr
@@ -161,7 +161,6 @@ def test_spot_timeout_then_lookup_not_found_sends_it_once_more(binance: Any) -> 
     status, body, cost = ex.send(id="never-arrived", price="43500", **BTC)
     assert (status, body["success"], body["status"]) == (200, True, "FILLED"), body
     assert cost == [
-        "GET /api/v3/account",
         "POST /api/v3/order",
         "GET /api/v3/order",  # not there yet ...
         "GET /api/v3/order",  # ... nor a moment later: it never arrived
@@ -215,7 +214,7 @@ def test_futures_market_order_sets_leverage_once_then_one_round_trip(binance: An
         id="fut-1", price="43500", symbol="BTCUSDT", side="buy", quantity="0.003", type="MARKET"
     )
     assert (status, body["status"]) == (200, "FILLED"), body
-    assert cost == ["GET /fapi/v3/account", "POST /fapi/v1/leverage", "POST /fapi/v1/order"]
+    assert cost == ["POST /fapi/v1/leverage", "POST /fapi/v1/order"]  # leverage once per symbol
 
     status, body, cost = ex.send(
         id="fut-2", price="43500", symbol="BTCUSDT", side="sell", quantity="0.003", type="MARKET", reduceOnly=True
@@ -232,7 +231,7 @@ def test_futures_limit_order(binance: Any) -> None:
         id="fut-limit", symbol="ETHUSDT", side="sell", quantity="0.01", type="LIMIT", price="2600"
     )
     assert (status, body["status"]) == (200, "NEW"), body
-    assert cost == ["GET /fapi/v3/account", "POST /fapi/v1/leverage", "POST /fapi/v1/order"]
+    assert cost == ["POST /fapi/v1/leverage", "POST /fapi/v1/order"]  # leverage once per symbol
 
 
 @pytest.mark.vcr
