@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 from collections.abc import Sequence
 
@@ -33,10 +32,9 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from waitress.server import create_server
-
     from ordergate.app import create_app
     from ordergate.logs import configure_logging
+    from ordergate.server import GracefulServer, drain_seconds
 
     configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
     settings = load_settings(args.env, args.config_dir)
@@ -44,22 +42,13 @@ def _serve(args: argparse.Namespace) -> int:
     server_cfg = settings.data["server"]
     host = args.host or server_cfg["host"]
     port = args.port if args.port is not None else server_cfg["port"]
-    server = create_server(app, host=host, port=port, threads=server_cfg["threads"], ident="ordergate")
+    server = GracefulServer(app, host, port, server_cfg["threads"])
+    server.install_signal_handlers()
     routes = ", ".join(app.service.runners)
-    log.info("ordergate serving on http://%s:%s (environment %s; routes %s)", host, port, settings.environment, routes)
-
-    def stop(signum: int, frame: object) -> None:
-        log.info("Received signal %s: shutting down", signum)
-        server.close()
-
-    signal.signal(signal.SIGTERM, stop)
-    try:
-        server.run()
-    except KeyboardInterrupt:
-        pass
-    except OSError:
-        # waitress' loop ends with EBADF once close() has run from the signal handler
-        pass
+    log.info(
+        "ordergate serving on http://%s:%s (environment %s; routes %s)", host, server.port, settings.environment, routes
+    )
+    server.serve(drain_seconds())
     return 0
 
 

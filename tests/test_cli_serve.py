@@ -5,11 +5,14 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from pathlib import Path
 
 import pytest
 from falcon import testing
@@ -101,3 +104,53 @@ def test_get_app_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert app.service.settings.environment == "testnet"
     result = testing.TestClient(app).simulate_post("/webhook", body=raw_json(SEED_ORDERS[3]))
     assert result.status_code == 200, result.json
+
+
+def test_sigterm_lets_the_signal_in_flight_finish_then_refuses_new_ones(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    shutil.copytree(ROOT / "config", config)
+    shutil.copytree(ROOT / "schemas", tmp_path / "schemas")
+    text = (config / "ordergate.yaml").read_text()
+    slow = "    - schema: {file: signal.schema.json}\n    - tests.slow_stage:SlowStage: {seconds: 1.5}\n"
+    (config / "ordergate.yaml").write_text(text.replace("    - schema: {file: signal.schema.json}\n", slow, 1))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "ORDERGATE_ENV"}
+    env.update(PORT=str(port), RAILWAY_DEPLOYMENT_DRAINING_SECONDS="10", PYTHONPATH=str(ROOT))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ordergate", "--config-dir", str(config), "serve", "--host", "127.0.0.1"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    answers: list[tuple[int, dict[str, object]]] = []
+
+    def post() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+        try:
+            conn.request("POST", "/webhook", body=raw_json(SEED_ORDERS[0]))
+            response = conn.getresponse()
+            answers.append((response.status, json.loads(response.read())))
+        finally:
+            conn.close()
+
+    try:
+        wait_healthy(port, process)
+        in_flight = threading.Thread(target=post)
+        in_flight.start()
+        time.sleep(0.5)  # the signal is inside the slow stage now
+        process.send_signal(signal.SIGTERM)
+        in_flight.join(timeout=15)
+        _, stderr = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert len(answers) == 1, stderr
+    assert answers[0][0] == 200, (answers, stderr)
+    assert answers[0][1]["success"] is True
+    assert process.returncode == 0
+    assert "finishing the requests in flight" in stderr
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
