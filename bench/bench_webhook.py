@@ -15,6 +15,7 @@ import logging
 import os
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -43,7 +44,8 @@ def report(name: str, samples: list[float]) -> float:
 
 
 def main(n: int = 2000) -> None:
-    settings = load_settings("development", ROOT / "config", environ={})
+    scratch = tempfile.mkdtemp(prefix="ordergate-bench-")
+    settings = load_settings("development", ROOT / "config", environ={"ORDERGATE_DB": f"{scratch}/journal.db"})
     settings.data["limits"]["max_orders_per_minute"] = None  # the bench sends thousands a minute
     # Log as in production (every seed line formatted and written), to /dev/null.
     configure_logging("INFO")
@@ -59,6 +61,16 @@ def main(n: int = 2000) -> None:
         runner.run(Signal(id=new_signal_id(), route="BINANCE", payload=body, received_at=time.time()))
         samples.append(time.perf_counter() - started)
     chain = report("parse + chain (in process)", samples)
+
+    journal = app.journal  # the same SQLite file the server below writes (WAL)
+    samples = []
+    for i in range(n):
+        started = time.perf_counter()
+        signal_id = new_signal_id()
+        journal.claim(signal_id, "BINANCE", payload(i), None, time.time())
+        journal.finish(signal_id, status="filled", http_status=200, response={"success": True}, trace=[])
+        samples.append(time.perf_counter() - started)
+    report("journal claim + outcome", samples)
 
     server = create_server(app, host="127.0.0.1", port=0, threads=4)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -8,14 +8,17 @@ import os
 import secrets
 import time
 from decimal import Decimal
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 
 import falcon
 
 from ordergate.brokers.base import Broker
 from ordergate.config import Settings, load_settings
 from ordergate.pipeline.errors import BrokerError, Rejection
+from ordergate.pipeline.journal import Entry, Journal, database_url
 from ordergate.pipeline.registry import Service, build_service
+from ordergate.pipeline.runner import Outcome
 from ordergate.pipeline.signal import Signal
 
 log = logging.getLogger("ordergate")
@@ -87,12 +90,30 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=lambda v: format(v, "f") if isinstance(v, Decimal) else str(v))
 
 
-class WebhookResource:
-    """``POST /webhook``: one signal in, one outcome out."""
+SECRET_FIELDS = frozenset({"passphrase", "secret", "password", "token", "api_key", "apikey", "api_secret"})
 
-    def __init__(self, service: Service, max_body: int) -> None:
+
+def without_secrets(payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload as the journal keeps it: everything but the fields that carry secrets."""
+    return {k: v for k, v in payload.items() if k.lower() not in SECRET_FIELDS}
+
+
+def idempotency_key(route: str, payload: dict[str, Any]) -> str | None:
+    """``ROUTE:id`` for a signal that carries an ``id``: at most one execution per key."""
+    given = payload.get("id")
+    if isinstance(given, (str, Decimal)) and str(given).strip():
+        return f"{route}:{str(given).strip()[:200]}"
+    return None
+
+
+class WebhookResource:
+    """``POST /webhook``: one signal in, one outcome out, journaled before any stage runs."""
+
+    def __init__(self, service: Service, max_body: int, journal: Journal, duplicate_wait_s: float) -> None:
         self.service = service
         self.max_body = max_body
+        self.journal = journal
+        self.duplicate_wait_s = duplicate_wait_s
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         received = time.time()
@@ -102,17 +123,64 @@ class WebhookResource:
         if len(raw) > self.max_body:
             raise falcon.HTTPContentTooLarge(description=f"Body over {self.max_body} bytes")
         payload = parse_body(raw)
+        signal_id = new_signal_id()
         broker = payload.get("broker")
         if not isinstance(broker, str) or not broker.strip():
-            raise Rejection("Missing required field: broker", status=400, code="invalid_payload")
+            rejection = Rejection("Missing required field: broker", status=400, code="invalid_payload")
+            self._refuse(signal_id, "?", rejection)
         runner = self.service.runner_for(broker)
         if runner is None:
-            raise Rejection(f"Unknown broker: {broker.strip()[:64]}", status=400, code="unknown_broker")
-        signal = Signal(id=new_signal_id(), route=runner.route.name, payload=payload, received_at=received)
+            rejection = Rejection(f"Unknown broker: {broker.strip()[:64]}", status=400, code="unknown_broker")
+            self._refuse(signal_id, broker.strip()[:64], rejection)
+        route = runner.route.name
+        first = self.journal.claim(
+            signal_id, route, without_secrets(payload), idempotency_key(route, payload), received
+        )
+        if first is not None:
+            self._duplicate(resp, first)
+            return
+        signal = Signal(id=signal_id, route=route, payload=payload, received_at=received)
         outcome = runner.run(signal)
-        resp.status = falcon.code_to_http_status(outcome.http_status)
+        body = outcome.body()
+        self._finish(outcome, body)
+        self._answer(resp, outcome.http_status, body)
+
+    def _refuse(self, signal_id: str, route: str, rejection: Rejection) -> NoReturn:
+        body = {"success": False, "error": rejection.reason, "code": rejection.code, "signalId": signal_id}
+        self.journal.record(signal_id, route, "rejected", rejection.status, body)
+        raise rejection
+
+    def _duplicate(self, resp: falcon.Response, first: Entry) -> None:
+        """A repeat of a signal id: the first outcome (waiting for it if still in flight)."""
+        entry = self.journal.wait_finished(first.id, self.duplicate_wait_s) or first
+        if entry.response is None:
+            body = {"success": False, "duplicate": True, "status": "in progress", "signalId": entry.id}
+            self._answer(resp, 202, body)
+            return
+        log.info("Duplicate of signal %s: answering its outcome, placing nothing", entry.id)
+        self._answer(resp, 200, {**entry.response, "duplicate": True})
+
+    def _finish(self, outcome: Outcome, body: dict[str, Any]) -> None:
+        order = outcome.signal.order
+        placement = outcome.placement
+        try:
+            self.journal.finish(
+                outcome.signal.id,
+                status=outcome.status,
+                http_status=outcome.http_status,
+                response=body,
+                client_order_id=order.client_order_id if order else None,
+                broker_order_id=placement.order_id if placement else None,
+                trace=[s.as_dict() for s in outcome.trace],
+            )
+        except Exception:  # the order stands; answer it truthfully, startup reconciles the row
+            log.exception("Journal write failed for signal %s; its outcome is %s", outcome.signal.id, outcome.status)
+
+    @staticmethod
+    def _answer(resp: falcon.Response, status: int, body: dict[str, Any]) -> None:
+        resp.status = falcon.code_to_http_status(status)
         resp.content_type = falcon.MEDIA_JSON
-        resp.text = _json(outcome.body())
+        resp.text = _json(body)
 
 
 class HealthResource:
@@ -162,17 +230,28 @@ def _unexpected(req: falcon.Request, resp: falcon.Response, exc: Exception, para
 class OrdergateApp(falcon.App):  # type: ignore[type-arg]
     """The falcon app, carrying the service it was built around (for the CLI and tests)."""
 
-    def __init__(self, service: Service) -> None:
+    def __init__(self, service: Service, journal: Journal) -> None:
         super().__init__(cors_enable=False)
         self.service = service
+        self.journal = journal
 
 
-def create_app(settings: Settings, *, brokers: dict[str, Broker] | None = None) -> OrdergateApp:
+def open_journal(settings: Settings) -> Journal:
+    """The journal the settings name: PostgreSQL at ``journal.url``, else the SQLite file."""
+    cfg = settings.data["journal"]
+    return Journal(database_url({"DATABASE_URL": cfg["url"] or ""}, Path(cfg["path"])))
+
+
+def create_app(
+    settings: Settings, *, brokers: dict[str, Broker] | None = None, journal: Journal | None = None
+) -> OrdergateApp:
     """Build the WSGI app from validated settings; ``brokers`` replaces configured ones by name."""
     service = build_service(settings, brokers)
-    app = OrdergateApp(service)
+    journal = journal or open_journal(settings)
+    app = OrdergateApp(service, journal)
     app.req_options.strip_url_path_trailing_slash = True
-    app.add_route("/webhook", WebhookResource(service, settings.data["server"]["max_body_bytes"]))
+    wait = float(settings.data["journal"]["duplicate_wait_s"])
+    app.add_route("/webhook", WebhookResource(service, settings.data["server"]["max_body_bytes"], journal, wait))
     app.add_route("/healthz", HealthResource(service))
     app.add_error_handler(Exception, _unexpected)
     app.add_error_handler(falcon.HTTPError, _http_error)

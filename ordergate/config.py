@@ -185,6 +185,15 @@ SCHEMA: dict[str, Any] = {
             "max_body_bytes": {"type": "integer", "min": 256, "max": 10_485_760, "default": 16384},
         },
     },
+    "journal": {
+        "type": "dict",
+        "default": {},
+        "schema": {
+            "path": {"type": "string", "default": "data/ordergate.db"},  # SQLite, unless url is set
+            "url": {"type": "string", "nullable": True, "default": None},  # DATABASE_URL: PostgreSQL
+            "duplicate_wait_s": {"type": "decimal", "min": 0, "max": 30, "default": 10},
+        },
+    },
     "paths": {
         "type": "dict",
         "default": {},

@@ -52,8 +52,8 @@ def raw_json(payload: dict[str, Any]) -> str:
 
 
 @pytest.fixture
-def settings() -> Settings:
-    return load_settings("development", CONFIG_DIR, environ={})
+def settings(tmp_path: Path) -> Settings:
+    return load_settings("development", CONFIG_DIR, environ={"ORDERGATE_DB": str(tmp_path / "journal.db")})
 
 
 @pytest.fixture

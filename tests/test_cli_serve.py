@@ -45,10 +45,11 @@ def wait_healthy(port: int, process: subprocess.Popen[str], deadline: float = 30
     raise AssertionError("server did not become healthy")
 
 
-def test_serve_reads_port_serves_the_seed_and_stops_on_sigterm() -> None:
+def test_serve_reads_port_serves_the_seed_and_stops_on_sigterm(tmp_path: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("ORDERGATE_ENV", "ORDERGATE_CONFIG_DIR")}
     env["PORT"] = str(port)
+    env["ORDERGATE_DB"] = str(tmp_path / "journal.db")
     process = subprocess.Popen(
         [sys.executable, "-m", "ordergate", "serve", "--host", "127.0.0.1"],
         cwd=ROOT,
@@ -97,7 +98,8 @@ def test_serve_refuses_a_broken_config_with_file_and_key(tmp_path: pytest.TempPa
     assert f"{config / 'ordergate.yaml'}:pipelines.crypto[2].precision.max_decimals" in result.stderr
 
 
-def test_get_app_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_get_app_reads_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("ORDERGATE_DB", str(tmp_path / "journal.db"))
     monkeypatch.setenv("ORDERGATE_ENV", "testnet")
     monkeypatch.setenv("ORDERGATE_CONFIG_DIR", str(ROOT / "config"))
     app = get_app()
@@ -115,7 +117,12 @@ def test_sigterm_lets_the_signal_in_flight_finish_then_refuses_new_ones(tmp_path
     (config / "ordergate.yaml").write_text(text.replace("    - schema: {file: signal.schema.json}\n", slow, 1))
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "ORDERGATE_ENV"}
-    env.update(PORT=str(port), RAILWAY_DEPLOYMENT_DRAINING_SECONDS="10", PYTHONPATH=str(ROOT))
+    env.update(
+        PORT=str(port),
+        RAILWAY_DEPLOYMENT_DRAINING_SECONDS="10",
+        PYTHONPATH=str(ROOT),
+        ORDERGATE_DB=str(tmp_path / "journal.db"),
+    )
     process = subprocess.Popen(
         [sys.executable, "-m", "ordergate", "--config-dir", str(config), "serve", "--host", "127.0.0.1"],
         cwd=ROOT,

@@ -120,6 +120,11 @@ class PaperBroker:
         params["newClientOrderId"] = order.client_order_id
         return params
 
+    def placements(self) -> list[Placement]:
+        """Every order this paper account has accepted, oldest first."""
+        with self._lock:
+            return list(self._orders.values())
+
     def set_price(self, symbol: str, price: Decimal) -> None:
         """Move the paper price of ``symbol`` (the YAML table is only where prices start)."""
         if not price.is_finite() or price <= 0:

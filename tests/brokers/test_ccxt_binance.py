@@ -13,6 +13,7 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -58,12 +59,12 @@ def _count(requests: list[str]) -> Any:
 
 
 @pytest.fixture
-def binance() -> Iterator[Any]:
+def binance(tmp_path: Path) -> Iterator[Any]:
     """A factory: ``binance(market_type, pipeline=..., **broker_options)``; closes what it built."""
     built: list[CcxtBroker] = []
 
     def make(market_type: str, *, pipeline: list[Any] | None = None, **options: Any) -> Binance:
-        environ = {**KEYS, "BINANCE_MARKET_TYPE": market_type}
+        environ = {**KEYS, "BINANCE_MARKET_TYPE": market_type, "ORDERGATE_DB": str(tmp_path / f"{len(built)}.db")}
         settings = load_settings("testnet", CONFIG_DIR, environ=environ)
         settings.data["brokers"]["binance"].update({"lookup_delay_s": 0, **options})
         if pipeline is not None:

@@ -1,0 +1,212 @@
+"""The journal: every authenticated signal, written before any stage runs, and its outcome.
+
+SQLite in WAL mode by default (a file; on Railway, on a volume), PostgreSQL when
+``DATABASE_URL`` is set, so several replicas share one journal. SQLAlchemy Core, one table.
+Each signal costs two short transactions: the claim (before any stage) and the outcome
+(before the answer). The claim is also the idempotency guard: a signal's ``id`` is a unique
+key, so of many copies exactly one row is inserted and only that copy runs the chain.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+metadata = sa.MetaData()
+
+signals = sa.Table(
+    "signals",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("received_at", sa.Float, nullable=False, index=True),
+    sa.Column("route", sa.String(80), nullable=False),
+    sa.Column("idempotency_key", sa.String(300), unique=True),
+    sa.Column("payload", sa.Text),  # JSON, secrets removed; absent for unauthorized requests
+    sa.Column("status", sa.String(16), nullable=False, index=True),  # received, filled, open, ...
+    sa.Column("http_status", sa.Integer),
+    sa.Column("response", sa.Text),  # the JSON answer
+    sa.Column("client_order_id", sa.String(64)),
+    sa.Column("broker_order_id", sa.String(64)),
+    sa.Column("trace", sa.Text),  # JSON list of {stage, outcome, us}
+    sa.Column("completed_at", sa.Float),
+)
+
+IN_FLIGHT = "received"
+
+
+def database_url(environ: Mapping[str, str], default_path: Path) -> str:
+    """``DATABASE_URL`` (Railway's ``postgres://...`` made SQLAlchemy's), else a SQLite file."""
+    url = environ.get("DATABASE_URL", "").strip()
+    if not url:
+        default_path.parent.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{default_path}"
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, default=lambda v: format(v, "f") if isinstance(v, Decimal) else str(v))
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One journal row, as read back."""
+
+    id: str
+    received_at: float
+    route: str
+    status: str
+    http_status: int | None
+    response: dict[str, Any] | None
+    payload: dict[str, Any] | None
+    client_order_id: str | None
+    broker_order_id: str | None
+    trace: list[dict[str, Any]] | None
+
+    @classmethod
+    def of(cls, row: Any) -> Entry:
+        return cls(
+            id=row.id,
+            received_at=row.received_at,
+            route=row.route,
+            status=row.status,
+            http_status=row.http_status,
+            response=json.loads(row.response) if row.response else None,
+            payload=json.loads(row.payload) if row.payload else None,
+            client_order_id=row.client_order_id,
+            broker_order_id=row.broker_order_id,
+            trace=json.loads(row.trace) if row.trace else None,
+        )
+
+
+class Journal:
+    """The durable record of signals; safe to share between threads (and replicas on PostgreSQL)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = sa.create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
+        if self.engine.dialect.name == "sqlite":
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def claim(
+        self, signal_id: str, route: str, payload: Mapping[str, Any] | None, key: str | None, received_at: float
+    ) -> Entry | None:
+        """Write the signal as received. None when it is new; the first row when ``key`` was seen."""
+        row = {
+            "id": signal_id,
+            "received_at": received_at,
+            "route": route,
+            "idempotency_key": key,
+            "payload": _json(payload) if payload is not None else None,
+            "status": IN_FLIGHT,
+        }
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(signals.insert().values(**row))
+        except IntegrityError:
+            if key is None:
+                raise
+            first = self.find_by_key(key)
+            if first is None:  # the other claim rolled back in between: claim again
+                return self.claim(signal_id, route, payload, key, received_at)
+            return first
+        return None
+
+    def finish(
+        self,
+        signal_id: str,
+        *,
+        status: str,
+        http_status: int,
+        response: Mapping[str, Any],
+        client_order_id: str | None = None,
+        broker_order_id: str | int | None = None,
+        trace: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """Record how the signal ended."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                signals.update()
+                .where(signals.c.id == signal_id)
+                .values(
+                    status=status,
+                    http_status=http_status,
+                    response=_json(response),
+                    client_order_id=client_order_id,
+                    broker_order_id=str(broker_order_id) if broker_order_id is not None else None,
+                    trace=_json(trace) if trace is not None else None,
+                    completed_at=time.time(),
+                )
+            )
+
+    def record(self, signal_id: str, route: str, status: str, http_status: int, response: Mapping[str, Any]) -> None:
+        """One finished row in one transaction, without a payload (e.g. an unauthorized request)."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            conn.execute(
+                signals.insert().values(
+                    id=signal_id,
+                    received_at=now,
+                    route=route,
+                    status=status,
+                    http_status=http_status,
+                    response=_json(response),
+                    completed_at=now,
+                )
+            )
+
+    def get(self, signal_id: str) -> Entry | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(signals).where(signals.c.id == signal_id)).first()
+        return Entry.of(row) if row is not None else None
+
+    def find_by_key(self, key: str) -> Entry | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(signals).where(signals.c.idempotency_key == key)).first()
+        return Entry.of(row) if row is not None else None
+
+    def wait_finished(self, signal_id: str, timeout_s: float) -> Entry | None:
+        """The row once it has an outcome (polling), or as it is when ``timeout_s`` runs out."""
+        deadline = time.monotonic() + timeout_s
+        delay = 0.005
+        while True:
+            entry = self.get(signal_id)
+            if entry is None or entry.status != IN_FLIGHT or time.monotonic() >= deadline:
+                return entry
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    def in_flight(self) -> list[Entry]:
+        """Signals written as received that never got an outcome: a crash cut them off."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(signals).where(signals.c.status == IN_FLIGHT)).all()
+        return [Entry.of(row) for row in rows]
+
+    def entries(self, limit: int = 100) -> Iterator[Entry]:
+        with self.engine.connect() as conn:
+            query = sa.select(signals).order_by(signals.c.received_at.desc()).limit(limit)
+            for row in conn.execute(query):
+                yield Entry.of(row)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+    cursor.execute("PRAGMA synchronous=NORMAL")  # durable across a process crash (kill -9) in WAL
+    cursor.execute("PRAGMA busy_timeout=10000")  # writers queue instead of failing
+    cursor.close()
