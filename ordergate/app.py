@@ -17,6 +17,7 @@ from ordergate.brokers.base import Broker
 from ordergate.config import Settings, load_settings
 from ordergate.pipeline.errors import BrokerError, Rejection
 from ordergate.pipeline.journal import Entry, Journal, database_url
+from ordergate.pipeline.recovery import reconcile
 from ordergate.pipeline.registry import Service, build_service
 from ordergate.pipeline.runner import Outcome
 from ordergate.pipeline.signal import Signal
@@ -248,6 +249,9 @@ def create_app(
     """Build the WSGI app from validated settings; ``brokers`` replaces configured ones by name."""
     service = build_service(settings, brokers)
     journal = journal or open_journal(settings)
+    # A single process owns a SQLite journal: whatever it left in flight was cut off by a crash.
+    # Replicas sharing PostgreSQL only settle what has been in flight for a minute.
+    reconcile(journal, service, older_than_s=0 if journal.engine.dialect.name == "sqlite" else 60)
     app = OrdergateApp(service, journal)
     app.req_options.strip_url_path_trailing_slash = True
     wait = float(settings.data["journal"]["duplicate_wait_s"])

@@ -1,0 +1,156 @@
+"""Crash recovery: signals left in flight are settled from the broker's records, never re-sent."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from falcon import testing
+
+from ordergate.app import create_app
+from ordergate.brokers.paper import PaperBroker
+from ordergate.config import Settings
+from ordergate.pipeline.journal import Journal
+from ordergate.pipeline.recovery import INTERRUPTED
+from ordergate.pipeline.signal import Order
+from ordergate.stages.schema import client_order_id
+from tests.conftest import ROOT, SEED_ORDERS
+from tests.test_cli_serve import free_port, wait_healthy
+
+
+def crashed_mid_flight(
+    journal: Journal, broker: PaperBroker, signal_id: str, payload: dict[str, Any], placed: bool
+) -> str:
+    """What a crash leaves: the claim written, maybe the order placed, no outcome written."""
+    journal.claim(signal_id, "BINANCE", payload, f"BINANCE:{payload['id']}", time.time() - 5)
+    cid = client_order_id("BINANCE", payload, signal_id)
+    if placed:
+        market = broker.market("BTCUSDT")
+        assert market is not None
+        broker.place_order(Order("BTCUSDT", "buy", "MARKET", Decimal("0.001"), client_order_id=cid), market)
+    return cid
+
+
+def test_restart_settles_in_flight_signals_from_the_broker(settings: Settings) -> None:
+    app = create_app(settings)
+    broker = app.service.brokers["paper_binance"]
+    assert isinstance(broker, PaperBroker)
+    placed_cid = crashed_mid_flight(app.journal, broker, "sig-placed", {**SEED_ORDERS[0], "id": "a"}, placed=True)
+    crashed_mid_flight(app.journal, broker, "sig-lost", {**SEED_ORDERS[0], "id": "b"}, placed=False)
+    assert len(app.journal.in_flight()) == 2
+
+    restarted = create_app(settings, brokers={"paper_binance": broker}, journal=app.journal)
+    assert restarted.journal.in_flight() == []
+    placed = restarted.journal.get("sig-placed")
+    lost = restarted.journal.get("sig-lost")
+    assert placed is not None
+    assert lost is not None
+    assert (placed.status, placed.client_order_id) == ("filled", placed_cid)
+    assert placed.response is not None
+    assert placed.response["recovered"] is True
+    assert lost.status == "error"
+    assert lost.response is not None
+    assert lost.response["error"] == INTERRUPTED
+    assert len(broker.placements()) == 1  # nothing was re-sent
+
+    # the same signals sent again answer their settled outcome and place nothing
+    client = testing.TestClient(restarted)
+    again = client.simulate_post("/webhook", body=json.dumps({**SEED_ORDERS[0], "id": "a"})).json
+    assert (again["duplicate"], again["clientOrderId"]) == (True, placed_cid)
+    lost_again = client.simulate_post("/webhook", body=json.dumps({**SEED_ORDERS[0], "id": "b"})).json
+    assert (lost_again["duplicate"], lost_again["error"]) == (True, INTERRUPTED)
+    assert len(broker.placements()) == 1
+
+
+def start(port: int, db: Path) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if k != "ORDERGATE_ENV"}
+    env.update(PORT=str(port), ORDERGATE_DB=str(db))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ordergate", "serve", "--host", "127.0.0.1"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_healthy(port, process)
+    return process
+
+
+def test_kill_9_during_a_burst_of_100_loses_no_answered_signal(tmp_path: Path) -> None:
+    port, db = free_port(), tmp_path / "journal.db"
+    process = start(port, db)
+    answers: dict[str, dict[str, Any]] = {}
+    lock = threading.Lock()
+
+    def send(n: int) -> None:
+        side = "buy" if n % 2 == 0 else "sell"
+        body = json.dumps({**SEED_ORDERS[0], "side": side, "id": f"burst-{n}"})
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            conn.request("POST", "/webhook", body=body)
+            answer = json.loads(conn.getresponse().read())
+        except (OSError, http.client.HTTPException, ValueError):
+            return  # cut off by the kill: no answer, so no promise
+        finally:
+            conn.close()
+        with lock:
+            answers[f"burst-{n}"] = answer
+
+    senders = [threading.Thread(target=send, args=(n,)) for n in range(100)]
+    try:
+        for n, sender in enumerate(senders):
+            sender.start()
+            if n == 49:  # half the burst is out: kill once some of it has been answered
+                deadline = time.monotonic() + 10
+                while len(answers) < 5 and time.monotonic() < deadline:
+                    time.sleep(0.001)
+                process.send_signal(signal.SIGKILL)
+        for sender in senders:
+            sender.join(timeout=15)
+    finally:
+        process.kill()
+        process.communicate()
+    assert 0 < len(answers) < 100, len(answers)  # the kill landed mid-burst
+
+    restarted = start(port, db)  # recovery runs at startup
+    try:
+        journal = Journal(f"sqlite:///{db}")
+        try:
+            assert journal.in_flight() == []
+            for signal_id, answer in answers.items():
+                entry = journal.find_by_key(f"BINANCE:{signal_id}")
+                assert entry is not None, signal_id
+                assert entry.response is not None
+                assert entry.response["signalId"] == answer["signalId"]
+                assert entry.response.get("orderId") == answer.get("orderId")  # its true outcome
+            rows = list(journal.entries(limit=1000))
+            assert len({e.client_order_id for e in rows if e.broker_order_id}) == sum(
+                1 for e in rows if e.broker_order_id
+            )
+        finally:
+            journal.close()
+        # every signal sent again: an answered one is a duplicate of its outcome, never a second order
+        for signal_id, answer in answers.items():
+            n = int(signal_id.split("-")[1])
+            body = json.dumps({**SEED_ORDERS[0], "side": "buy" if n % 2 == 0 else "sell", "id": signal_id})
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            try:
+                conn.request("POST", "/webhook", body=body)
+                again = json.loads(conn.getresponse().read())
+            finally:
+                conn.close()
+            assert again["duplicate"] is True
+            assert again.get("orderId") == answer.get("orderId")
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        restarted.communicate(timeout=15)
