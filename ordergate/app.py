@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 
 import falcon
 
+from ordergate.auth import Gate
 from ordergate.brokers.base import Broker
 from ordergate.config import Settings, load_settings
 from ordergate.pipeline.errors import BrokerError, Rejection
@@ -110,14 +111,18 @@ def idempotency_key(route: str, payload: dict[str, Any]) -> str | None:
 class WebhookResource:
     """``POST /webhook``: one signal in, one outcome out, journaled before any stage runs."""
 
-    def __init__(self, service: Service, max_body: int, journal: Journal, duplicate_wait_s: float) -> None:
+    def __init__(self, service: Service, max_body: int, journal: Journal, duplicate_wait_s: float, gate: Gate) -> None:
         self.service = service
         self.max_body = max_body
         self.journal = journal
         self.duplicate_wait_s = duplicate_wait_s
+        self.gate = gate
 
-    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+    def on_post(self, req: falcon.Request, resp: falcon.Response, secret: str | None = None) -> None:
         received = time.time()
+        client = self.gate.client_address(req.remote_addr, req.get_header("X-Forwarded-For"))
+        if not self.gate.address_ok(client) or (secret is not None and not self.gate.secret_ok({}, secret)):
+            self._unauthorized(new_signal_id(), client)
         if req.content_length is not None and req.content_length > self.max_body:
             raise falcon.HTTPContentTooLarge(description=f"Body over {self.max_body} bytes")
         raw = req.bounded_stream.read(self.max_body + 1)
@@ -125,6 +130,8 @@ class WebhookResource:
             raise falcon.HTTPContentTooLarge(description=f"Body over {self.max_body} bytes")
         payload = parse_body(raw)
         signal_id = new_signal_id()
+        if secret is None and not self.gate.secret_ok(payload, None):
+            self._unauthorized(signal_id, client)
         broker = payload.get("broker")
         if not isinstance(broker, str) or not broker.strip():
             rejection = Rejection("Missing required field: broker", status=400, code="invalid_payload")
@@ -145,6 +152,13 @@ class WebhookResource:
         body = outcome.body()
         self._finish(outcome, body)
         self._answer(resp, outcome.http_status, body)
+
+    def _unauthorized(self, signal_id: str, client: str | None) -> NoReturn:
+        """401, journaled without the payload (it may hold a guessed secret)."""
+        log.warning("Unauthorized signal from %s", client or "unknown address")
+        body = {"success": False, "error": "Unauthorized", "signalId": signal_id}
+        self.journal.record(signal_id, "?", "unauthorized", 401, body)
+        raise Rejection("Unauthorized", status=401, code="unauthorized")
 
     def _refuse(self, signal_id: str, route: str, rejection: Rejection) -> NoReturn:
         body = {"success": False, "error": rejection.reason, "code": rejection.code, "signalId": signal_id}
@@ -255,7 +269,13 @@ def create_app(
     app = OrdergateApp(service, journal)
     app.req_options.strip_url_path_trailing_slash = True
     wait = float(settings.data["journal"]["duplicate_wait_s"])
-    app.add_route("/webhook", WebhookResource(service, settings.data["server"]["max_body_bytes"], journal, wait))
+    auth = settings.data["auth"]
+    gate = Gate(auth["secret"], auth["allow_ips"], auth["trusted_proxies"])
+    if not gate.enabled:
+        log.warning("WEBHOOK_SECRET is not set: anyone who finds this URL can send signals")
+    webhook = WebhookResource(service, settings.data["server"]["max_body_bytes"], journal, wait, gate)
+    app.add_route("/webhook", webhook)
+    app.add_route("/webhook/{secret}", webhook)
     app.add_route("/healthz", HealthResource(service))
     app.add_error_handler(Exception, _unexpected)
     app.add_error_handler(falcon.HTTPError, _http_error)

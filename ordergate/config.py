@@ -185,6 +185,16 @@ SCHEMA: dict[str, Any] = {
             "max_body_bytes": {"type": "integer", "min": 256, "max": 10_485_760, "default": 16384},
         },
     },
+    "auth": {
+        "type": "dict",
+        "default": {},
+        "schema": {
+            "secret": {"type": "string", "nullable": True, "default": None},
+            "allow_ips": {"type": "list", "schema": {"type": "string"}, "default": []},
+            "trusted_proxies": {"type": "list", "schema": {"type": "string"}, "default": []},
+        },
+    },
+    "live_trading": {"type": "boolean", "default": False},
     "journal": {
         "type": "dict",
         "default": {},
@@ -229,6 +239,7 @@ SCHEMA: dict[str, Any] = {
                 "pipeline": {"type": "string", "required": True},
                 "label": {"type": "string"},
                 "aliases": {"type": "list", "schema": {"type": "string"}, "default": []},
+                "max_age_s": {"type": "integer", "min": 1, "nullable": True, "default": None},
             },
         },
     },

@@ -253,6 +253,7 @@ class CcxtBroker:
         lookup_attempts: int = 3,
         lookup_delay_s: float = 1.0,
         has_keys: bool = True,
+        live: bool = False,
     ) -> None:
         self.name = name
         self.exchange = exchange
@@ -260,6 +261,7 @@ class CcxtBroker:
         self.market_type: MarketType = market_type
         self.label = label or f"{self.exchange_id} {market_type}"
         self.missing_credentials = not has_keys
+        self.live = live
         self._leverage = leverage
         self._margin_mode = margin_mode
         self._markets_ttl = markets_ttl_s
@@ -323,6 +325,7 @@ class CcxtBroker:
             lookup_attempts=opts["lookup_attempts"],
             lookup_delay_s=float(opts["lookup_delay_s"]),
             has_keys=bool(key and secret),
+            live=not opts["testnet"],
         )
         broker.start()
         return broker

@@ -152,6 +152,9 @@ def build_service(settings: Settings, brokers: Mapping[str, Broker] | None = Non
                 max_orders_per_minute=own.get("max_orders_per_minute", limits["max_orders_per_minute"]),
             ),
             schemas_dir=settings.schemas_dir,
+            live_blocked=bool(getattr(built[route["broker"]], "live", False))
+            and not (settings.environment == "live" and data["live_trading"]),
+            max_age_s=route["max_age_s"],
         )
         pipeline_file = settings.origin(f"pipelines.{route['pipeline']}")
         runners[route_name] = build_chain(

@@ -6,10 +6,11 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from ordergate.pipeline.errors import BrokerAuthError, BrokerError, OrderOutcomeUnknown, Rejection
-from ordergate.pipeline.money import plain
+from ordergate.pipeline.money import plain, to_decimal
 from ordergate.pipeline.signal import Placement, Signal
 from ordergate.pipeline.stage import Observer, RouteContext, Stage
 
@@ -106,6 +107,38 @@ class Outcome:
         return body
 
 
+def signal_time(value: object) -> float | None:
+    """Seconds since the epoch from ``{{timenow}}`` (``2026-11-25T01:00:00Z``) or epoch s / ms."""
+    number = to_decimal(value)
+    if number is not None:
+        return float(number / 1000 if number > 10**11 else number)
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+
+
+def stale(signal: Signal, max_age_s: int) -> Rejection | None:
+    """A rejection when the signal's ``time`` is older than ``max_age_s`` (or missing, unreadable)."""
+    raw = signal.payload.get("time")
+    if raw is None:
+        return Rejection(
+            f"Missing required field: time (this route refuses signals over {max_age_s} s old)",
+            status=400,
+            code="invalid_payload",
+        )
+    sent = signal_time(raw)
+    if sent is None:
+        return Rejection(f"Invalid time: {str(raw)[:40]!r} is not a time", status=400, code="invalid_payload")
+    age = signal.received_at - sent
+    if age > max_age_s:
+        return Rejection(f"Signal too old: sent {age:.0f} s ago, the limit is {max_age_s} s", code="stale_signal")
+    return None
+
+
 class Runner:
     """Runs one route's chain: ``stages`` in order, then every observer on the outcome."""
 
@@ -129,9 +162,11 @@ class Runner:
         trace: list[Step] = []
         outcome: Outcome | None = None
         clock = time.perf_counter_ns
-        if getattr(self.route.broker, "missing_credentials", False):
-            missing = BrokerAuthError(f"API keys not configured for {self.route.name}", broker=self.route.broker.name)
-            return self._observed(Outcome(signal, self.route, "error", (), error=missing))
+        refusal = self._refusal(signal)
+        if isinstance(refusal, Rejection):
+            return self._observed(Outcome(signal, self.route, "rejected", (), rejection=refusal))
+        if refusal is not None:
+            return self._observed(Outcome(signal, self.route, "error", (), error=refusal))
         for index, (name, stage) in enumerate(self.stages):
             started = clock()
             try:
@@ -174,6 +209,16 @@ class Runner:
                 rejection=Rejection("No execute stage: the signal passed every check", code="dry_run"),
             )
         return self._observed(outcome)
+
+    def _refusal(self, signal: Signal) -> Rejection | BrokerError | None:
+        """What refuses a signal before any stage: the live guard, missing keys, its age."""
+        if self.route.live_blocked:
+            return Rejection("Live trading is disabled in this environment", code="live_trading_disabled")
+        if getattr(self.route.broker, "missing_credentials", False):
+            return BrokerAuthError(f"API keys not configured for {self.route.name}", broker=self.route.broker.name)
+        if self.route.max_age_s is not None:
+            return stale(signal, self.route.max_age_s)
+        return None
 
     def _observed(self, outcome: Outcome) -> Outcome:
         """Log the seed's ERROR line and let every observer see the outcome; none can change it."""

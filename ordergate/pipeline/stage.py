@@ -33,6 +33,8 @@ class RouteContext:
     environment: str
     limits: Limits
     schemas_dir: Path
+    live_blocked: bool = False  # a real-money broker outside ORDERGATE_ENV=live + LIVE_TRADING=yes
+    max_age_s: int | None = None  # refuse signals whose "time" is older than this
 
 
 class Stage(Protocol):
