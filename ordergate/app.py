@@ -261,8 +261,8 @@ def create_app(
     settings: Settings, *, brokers: dict[str, Broker] | None = None, journal: Journal | None = None
 ) -> OrdergateApp:
     """Build the WSGI app from validated settings; ``brokers`` replaces configured ones by name."""
-    service = build_service(settings, brokers)
     journal = journal or open_journal(settings)
+    service = build_service(settings, brokers, journal.account_lock)
     # A single process owns a SQLite journal: whatever it left in flight was cut off by a crash.
     # Replicas sharing PostgreSQL only settle what has been in flight for a minute.
     reconcile(journal, service, older_than_s=0 if journal.engine.dialect.name == "sqlite" else 60)

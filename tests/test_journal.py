@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import threading
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from falcon import testing
 
-from ordergate.app import OrdergateApp
+from ordergate.app import OrdergateApp, create_app
 from ordergate.brokers.paper import PaperBroker
+from ordergate.config import Settings
 from ordergate.pipeline.journal import Journal, database_url
 from tests.conftest import SEED_ERRORS, SEED_ORDERS, serving
 
@@ -118,3 +120,22 @@ def test_database_url_reads_railway_postgres_urls(tmp_path: Path) -> None:
     railway = {"DATABASE_URL": "postgres://u:p@host:5432/railway"}
     assert database_url(railway, tmp_path / "j.db") == "postgresql+psycopg://u:p@host:5432/railway"
     assert database_url({"DATABASE_URL": "postgresql://h/db"}, tmp_path / "j.db") == "postgresql+psycopg://h/db"
+
+
+def test_two_signals_on_one_account_never_both_pass_the_balance_check(settings: Settings) -> None:
+    crypto = settings.data["pipelines"]["crypto"]
+    at = next(i for i, stage in enumerate(crypto) if stage == "execute")
+    crypto.insert(at, {"tests.slow_stage:SlowStage": {"seconds": Decimal("0.3")}})  # between balance and execute
+    app = create_app(settings)
+    big = json.dumps({**SEED_ORDERS[0], "quantity": "0.15"})  # 6,525 USDT of margin, of 10,000
+    answers: list[dict[str, Any]] = []
+    with serving(app, threads=4) as server:
+        senders = [threading.Thread(target=lambda: answers.append(server.post(big)[1])) for _ in range(2)]
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join(timeout=10)
+    assert sorted(a.get("error", "filled") for a in answers) == ["Insufficient balance", "filled"]
+    refused = next(a for a in answers if "error" in a)
+    assert refused["stage"] == "balance"  # the check saw the first order's margin already taken
+    assert len(paper(app).placements()) == 1

@@ -8,7 +8,8 @@ names, bad options (Cerberus), impossible chains (a stage before what it require
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -104,7 +105,11 @@ def build_chain(
     return Runner(route, stages, observers)
 
 
-def build_service(settings: Settings, brokers: Mapping[str, Broker] | None = None) -> Service:
+def build_service(
+    settings: Settings,
+    brokers: Mapping[str, Broker] | None = None,
+    account_lock: Callable[[str], AbstractContextManager[None]] | None = None,
+) -> Service:
     """Build brokers (unless injected) and every route's chain; raises ConfigError."""
     data = settings.data
     if brokers is None:
@@ -155,6 +160,7 @@ def build_service(settings: Settings, brokers: Mapping[str, Broker] | None = Non
             live_blocked=bool(getattr(built[route["broker"]], "live", False))
             and not (settings.environment == "live" and data["live_trading"]),
             max_age_s=route["max_age_s"],
+            account_lock=account_lock,
         )
         pipeline_file = settings.origin(f"pipelines.{route['pipeline']}")
         runners[route_name] = build_chain(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -152,6 +153,9 @@ class Runner:
         self.stages = tuple(stages)
         self.observers = tuple(observers)
         self.execute_at = next((i for i, (n, _) in enumerate(self.stages) if n == "execute"), None)
+        self.exclusive_at = next(
+            (i for i, (_, stage) in enumerate(self.stages) if getattr(stage, "exclusive", False)), None
+        )
 
     @property
     def names(self) -> list[str]:
@@ -159,15 +163,23 @@ class Runner:
         return [n for n, _ in self.stages] + [n for n, _ in self.observers]
 
     def run(self, signal: Signal) -> Outcome:
-        trace: list[Step] = []
-        outcome: Outcome | None = None
-        clock = time.perf_counter_ns
+        """Run the chain on ``signal``; every outcome, faults included, reaches the observers."""
         refusal = self._refusal(signal)
         if isinstance(refusal, Rejection):
             return self._observed(Outcome(signal, self.route, "rejected", (), rejection=refusal))
         if refusal is not None:
             return self._observed(Outcome(signal, self.route, "error", (), error=refusal))
+        with ExitStack() as held:
+            outcome = self._run_stages(signal, held)
+        return self._observed(outcome)
+
+    def _run_stages(self, signal: Signal, held: ExitStack) -> Outcome:
+        trace: list[Step] = []
+        outcome: Outcome | None = None
+        clock = time.perf_counter_ns
         for index, (name, stage) in enumerate(self.stages):
+            if index == self.exclusive_at and self.route.account_lock is not None:
+                held.enter_context(self.route.account_lock(self.route.broker.name))
             started = clock()
             try:
                 result = stage(signal)
@@ -208,7 +220,7 @@ class Runner:
                 tuple(trace),
                 rejection=Rejection("No execute stage: the signal passed every check", code="dry_run"),
             )
-        return self._observed(outcome)
+        return outcome
 
     def _refusal(self, signal: Signal) -> Rejection | BrokerError | None:
         """What refuses a signal before any stage: the live guard, missing keys, its age."""

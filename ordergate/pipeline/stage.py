@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -33,6 +35,7 @@ class RouteContext:
     environment: str
     limits: Limits
     schemas_dir: Path
+    account_lock: Callable[[str], AbstractContextManager[None]] | None = None  # see Journal.account_lock
     live_blocked: bool = False  # a real-money broker outside ORDERGATE_ENV=live + LIVE_TRADING=yes
     max_age_s: int | None = None  # refuse signals whose "time" is older than this
 
@@ -47,6 +50,8 @@ class Stage(Protocol):
 
     * ``options_schema``: Cerberus schema of its YAML options (validated at startup).
     * ``requires``: stages that must come earlier in the same chain.
+    * ``exclusive`` (optional): from this stage on, the run holds the account's lock, so that
+      what it checked (the balance) still holds when the order is placed.
     """
 
     options_schema: ClassVar[dict[str, Any]]

@@ -33,6 +33,7 @@ class BalanceCheck:
 
     options_schema: ClassVar[dict[str, Any]] = {"enabled": {"type": "boolean", "default": True}}
     requires: ClassVar[tuple[str, ...]] = ("schema", "notional")
+    exclusive: ClassVar[bool] = True
 
     def __init__(self, options: dict[str, Any], route: RouteContext) -> None:
         self.broker = route.broker
