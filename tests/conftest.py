@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from falcon import testing
 from waitress import wasyncore
 from waitress.server import create_server
@@ -57,8 +60,10 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def app(settings: Settings) -> OrdergateApp:
-    return create_app(settings)
+def app(settings: Settings) -> Iterator[OrdergateApp]:
+    app = create_app(settings)
+    yield app
+    app.journal.close()
 
 
 @pytest.fixture
@@ -123,3 +128,33 @@ def serving(app: OrdergateApp, threads: int = 4) -> Iterator[LiveServer]:
 def live_server(app: OrdergateApp) -> Iterator[LiveServer]:
     with serving(app) as server:
         yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def journal_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    """The shipped settings with a journal on SQLite, then on a real PostgreSQL.
+
+    PostgreSQL comes from ``TEST_DATABASE_URL`` (``.ci/run`` starts one); each test gets a
+    schema of its own. Without it the PostgreSQL run is skipped, except in CI, where it fails.
+    """
+    settings = load_settings("development", CONFIG_DIR, environ={"ORDERGATE_DB": str(tmp_path / "journal.db")})
+    if request.param == "sqlite":
+        yield settings
+        return
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("CI runs the journal suite on PostgreSQL too: TEST_DATABASE_URL is not set")
+        pytest.skip("no PostgreSQL: set TEST_DATABASE_URL (.ci/run starts one)")
+    schema = f"test_{secrets.token_hex(6)}"
+    admin = sa.create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    separator = "&" if "?" in url else "?"
+    settings.data["journal"]["url"] = f"{url}{separator}options=-csearch_path%3D{schema}"
+    try:
+        yield settings
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import threading
+from contextlib import closing
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from falcon import testing
 
 from ordergate.app import OrdergateApp, create_app
@@ -15,6 +17,12 @@ from ordergate.brokers.paper import PaperBroker
 from ordergate.config import Settings
 from ordergate.pipeline.journal import Journal, database_url
 from tests.conftest import SEED_ERRORS, SEED_ORDERS, serving
+
+
+@pytest.fixture
+def settings(journal_settings: Settings) -> Settings:
+    """Every test here runs on SQLite and on a real PostgreSQL."""
+    return journal_settings
 
 
 def post(client: testing.TestClient, payload: dict[str, Any]) -> testing.Result:
@@ -129,7 +137,7 @@ def test_two_signals_on_one_account_never_both_pass_the_balance_check(settings: 
     app = create_app(settings)
     big = json.dumps({**SEED_ORDERS[0], "quantity": "0.15"})  # 6,525 USDT of margin, of 10,000
     answers: list[dict[str, Any]] = []
-    with serving(app, threads=4) as server:
+    with closing(app.journal), serving(app, threads=4) as server:
         senders = [threading.Thread(target=lambda: answers.append(server.post(big)[1])) for _ in range(2)]
         for sender in senders:
             sender.start()

@@ -14,9 +14,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from falcon import testing
 
-from ordergate.app import create_app
+from ordergate.app import OrdergateApp, create_app
 from ordergate.brokers.paper import PaperBroker
 from ordergate.config import Settings
 from ordergate.pipeline.journal import Journal
@@ -27,11 +28,18 @@ from tests.conftest import ROOT, SEED_ORDERS
 from tests.test_cli_serve import free_port, wait_healthy
 
 
+@pytest.fixture
+def settings(journal_settings: Settings) -> Settings:
+    """Every test here runs on SQLite and on a real PostgreSQL."""
+    return journal_settings
+
+
 def crashed_mid_flight(
     journal: Journal, broker: PaperBroker, signal_id: str, payload: dict[str, Any], placed: bool
 ) -> str:
     """What a crash leaves: the claim written, maybe the order placed, no outcome written."""
-    journal.claim(signal_id, "BINANCE", payload, f"BINANCE:{payload['id']}", time.time() - 5)
+    # two minutes ago: replicas sharing PostgreSQL settle only what has been in flight a minute
+    journal.claim(signal_id, "BINANCE", payload, f"BINANCE:{payload['id']}", time.time() - 120)
     cid = client_order_id("BINANCE", payload, signal_id)
     if placed:
         market = broker.market("BTCUSDT")
@@ -40,8 +48,7 @@ def crashed_mid_flight(
     return cid
 
 
-def test_restart_settles_in_flight_signals_from_the_broker(settings: Settings) -> None:
-    app = create_app(settings)
+def test_restart_settles_in_flight_signals_from_the_broker(app: OrdergateApp, settings: Settings) -> None:
     broker = app.service.brokers["paper_binance"]
     assert isinstance(broker, PaperBroker)
     placed_cid = crashed_mid_flight(app.journal, broker, "sig-placed", {**SEED_ORDERS[0], "id": "a"}, placed=True)
