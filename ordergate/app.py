@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -108,6 +109,18 @@ def idempotency_key(route: str, payload: dict[str, Any]) -> str | None:
     return None
 
 
+def dedupe_keys(route: str, payload: dict[str, Any], received: float, window_s: int) -> tuple[str, str]:
+    """For an id-less signal: its key in this window-long time bucket, and in the one before.
+
+    Identical payloads (secrets aside) in one bucket share a key, so the journal's unique key
+    lets one through; a repeat just past a bucket boundary finds the previous bucket's key.
+    """
+    canonical = json.dumps(without_secrets(payload), sort_keys=True, default=str)
+    digest = hashlib.sha256(canonical.encode()).hexdigest()[:32]
+    bucket = int(received // window_s)
+    return f"{route}:same:{digest}:{bucket}", f"{route}:same:{digest}:{bucket - 1}"
+
+
 class WebhookResource:
     """``POST /webhook``: one signal in, one outcome out, journaled before any stage runs."""
 
@@ -141,9 +154,15 @@ class WebhookResource:
             rejection = Rejection(f"Unknown broker: {broker.strip()[:64]}", status=400, code="unknown_broker")
             self._refuse(signal_id, broker.strip()[:64], rejection)
         route = runner.route.name
-        first = self.journal.claim(
-            signal_id, route, without_secrets(payload), idempotency_key(route, payload), received
-        )
+        key = idempotency_key(route, payload)
+        window = runner.route.dedupe_window_s
+        if key is None and window:
+            key, previous_key = dedupe_keys(route, payload, received, window)
+            previous = self.journal.find_by_key(previous_key)
+            if previous is not None and received - previous.received_at < window:
+                self._duplicate(resp, previous)
+                return
+        first = self.journal.claim(signal_id, route, without_secrets(payload), key, received)
         if first is not None:
             self._duplicate(resp, first)
             return

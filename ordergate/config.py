@@ -240,6 +240,7 @@ SCHEMA: dict[str, Any] = {
                 "label": {"type": "string"},
                 "aliases": {"type": "list", "schema": {"type": "string"}, "default": []},
                 "max_age_s": {"type": "integer", "min": 1, "nullable": True, "default": None},
+                "dedupe_window_s": {"type": "integer", "min": 1, "max": 86400, "nullable": True, "default": None},
             },
         },
     },

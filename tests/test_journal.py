@@ -147,3 +147,35 @@ def test_two_signals_on_one_account_never_both_pass_the_balance_check(settings: 
     refused = next(a for a in answers if "error" in a)
     assert refused["stage"] == "balance"  # the check saw the first order's margin already taken
     assert len(paper(app).placements()) == 1
+
+
+def test_a_dedupe_window_catches_identical_signals_without_an_id(settings: Settings) -> None:
+    settings.data["routes"]["BINANCE"]["dedupe_window_s"] = 30
+    app = create_app(settings)
+    with closing(app.journal):
+        client = testing.TestClient(app)
+        first = post(client, SEED_ORDERS[0])
+        again = post(client, {**SEED_ORDERS[0], "passphrase": "not part of the signal"})
+        other = post(client, {**SEED_ORDERS[0], "quantity": 0.002})
+        real = post(client, {**SEED_ORDERS[0], "broker": "BINANCE_REAL"})  # no window on this route
+        real_again = post(client, {**SEED_ORDERS[0], "broker": "BINANCE_REAL"})
+        assert "duplicate" not in first.json
+        assert (again.json["duplicate"], again.json["orderId"]) == (True, first.json["orderId"])
+        assert "duplicate" not in other.json
+        assert "duplicate" not in real.json
+        assert "duplicate" not in real_again.json
+        assert len(paper(app).placements()) == 4
+
+
+def test_the_dedupe_window_reaches_across_a_bucket_boundary(settings: Settings) -> None:
+    from ordergate.app import dedupe_keys
+
+    settings.data["routes"]["BINANCE"]["dedupe_window_s"] = 30
+    app = create_app(settings)
+    with closing(app.journal):
+        payload = {**SEED_ORDERS[0]}
+        start = 1_800_000_000 - 1  # one second before a 30 s bucket ends
+        key, _ = dedupe_keys("BINANCE", payload, start, 30)
+        app.journal.claim("earlier", "BINANCE", payload, key, float(start))
+        _, previous = dedupe_keys("BINANCE", payload, start + 2, 30)
+        assert previous == key  # two seconds later, in the next bucket, it still finds the first

@@ -160,6 +160,7 @@ def build_service(
             live_blocked=bool(getattr(built[route["broker"]], "live", False))
             and not (settings.environment == "live" and data["live_trading"]),
             max_age_s=route["max_age_s"],
+            dedupe_window_s=route["dedupe_window_s"],
             account_lock=account_lock,
         )
         pipeline_file = settings.origin(f"pipelines.{route['pipeline']}")
