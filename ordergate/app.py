@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import secrets
+import threading
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -269,6 +270,25 @@ class OrdergateApp(falcon.App):  # type: ignore[type-arg]
         self.service = service
         self.journal = journal
 
+    def start_reconciler(self, every_s: float = 60, older_than_s: float = 120) -> threading.Event:
+        """Settle, in the background, signals in flight for over ``older_than_s``.
+
+        Startup settles what this process's own crash left; this catches what a replica that
+        died left in a shared PostgreSQL journal, without waiting for some replica to restart.
+        Setting the returned event stops it.
+        """
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(every_s):
+                try:
+                    reconcile(self.journal, self.service, older_than_s=older_than_s)
+                except Exception:
+                    log.exception("Reconciling in-flight signals failed; trying again in %.0f s", every_s)
+
+        threading.Thread(target=loop, name="reconciler", daemon=True).start()
+        return stop
+
 
 def open_journal(settings: Settings) -> Journal:
     """The journal the settings name: PostgreSQL at ``journal.url``, else the SQLite file."""
@@ -310,5 +330,6 @@ def get_app() -> OrdergateApp:
     configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
     settings = load_settings()
     app = create_app(settings)
+    app.start_reconciler()
     log.info("ordergate ready: environment %s, routes %s", settings.environment, ", ".join(app.service.runners))
     return app

@@ -39,6 +39,7 @@ def _serve(args: argparse.Namespace) -> int:
     configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
     settings = load_settings(args.env, args.config_dir)
     app = create_app(settings)
+    app.start_reconciler()
     server_cfg = settings.data["server"]
     host = args.host or server_cfg["host"]
     port = args.port if args.port is not None else server_cfg["port"]
