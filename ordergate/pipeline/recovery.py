@@ -14,8 +14,8 @@ from typing import Any
 
 from ordergate.pipeline.errors import OrdergateError
 from ordergate.pipeline.journal import Entry, Journal
-from ordergate.pipeline.money import plain
 from ordergate.pipeline.registry import Service
+from ordergate.pipeline.runner import placed
 from ordergate.stages.schema import client_order_id, normalize_symbol
 
 log = logging.getLogger("ordergate")
@@ -59,19 +59,7 @@ def _settle(journal: Journal, service: Service, entry: Entry) -> bool:
         _finish(journal, entry, "error", 503, {"success": False, "error": INTERRUPTED, "clientOrderId": cid}, cid)
         return True
     filled = placement.status in ("FILLED", "PARTIALLY_FILLED")
-    body: dict[str, Any] = {
-        "success": True,
-        "orderId": placement.order_id,
-        "clientOrderId": placement.client_order_id,
-        "status": placement.status,
-        "symbol": placement.symbol,
-        "side": placement.side.upper(),
-        "type": placement.type,
-        "quantity": plain(placement.quantity),
-        "executedQty": plain(placement.filled),
-        "avgPrice": plain(placement.average_price) if placement.average_price is not None else None,
-        "route": entry.route,
-    }
+    body = {**placed(placement), "route": entry.route}
     journal.finish(
         entry.id,
         status="filled" if filled else "open",

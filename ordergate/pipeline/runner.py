@@ -32,6 +32,23 @@ class Step:
         return {"stage": self.stage, "outcome": self.outcome, "us": self.micros}
 
 
+def placed(placement: Placement) -> dict[str, Any]:
+    """The answer's fields for a placed order, in the seed's shape (amounts as exact strings)."""
+    return {
+        "success": True,
+        "orderId": placement.order_id,
+        "clientOrderId": placement.client_order_id,
+        "status": placement.status,
+        "symbol": placement.symbol,
+        "side": placement.side.upper(),
+        "type": placement.type,
+        "quantity": plain(placement.quantity),
+        "price": plain(placement.price) if placement.price is not None else None,
+        "executedQty": plain(placement.filled),
+        "avgPrice": plain(placement.average_price) if placement.average_price is not None else None,
+    }
+
+
 @dataclass(frozen=True)
 class Outcome:
     """How one signal ended; rendered to HTTP, the journal and the observers."""
@@ -75,22 +92,7 @@ class Outcome:
         body: dict[str, Any]
         placement = self.placement
         if placement is not None:
-            order = self.signal.require_order()
-            body = {
-                "success": True,
-                "orderId": placement.order_id,
-                "clientOrderId": placement.client_order_id,
-                "status": placement.status,
-                "symbol": placement.symbol,
-                "side": placement.side.upper(),
-                "type": placement.type,
-                "quantity": plain(placement.quantity),
-                "price": plain(order.price) if order.price is not None else None,
-                "executedQty": plain(placement.filled),
-                "avgPrice": plain(placement.average_price) if placement.average_price is not None else None,
-                "route": self.route.name,
-                "broker": self.route.broker.label,
-            }
+            body = {**placed(placement), "route": self.route.name, "broker": self.route.broker.label}
         else:
             body = {"success": False, "error": self.reason}
             if self.failed_stage:
