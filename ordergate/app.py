@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import falcon
+from sqlalchemy.exc import SQLAlchemyError
 
 from ordergate.auth import Gate
 from ordergate.brokers.base import Broker
@@ -163,7 +164,12 @@ class WebhookResource:
             if previous is not None and received - previous.received_at < window:
                 self._duplicate(resp, previous)
                 return
-        first = self.journal.claim(signal_id, route, without_secrets(payload), key, received)
+        try:
+            first = self.journal.claim(signal_id, route, without_secrets(payload), key, received)
+        except SQLAlchemyError:
+            # Nothing was placed and nothing recorded: 503, so TradingView's retry is safe.
+            log.exception("Journal unavailable: signal %s refused before any stage", signal_id)
+            raise falcon.HTTPServiceUnavailable(description="Journal unavailable: try again shortly") from None
         if first is not None:
             self._duplicate(resp, first)
             return

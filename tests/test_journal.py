@@ -179,3 +179,17 @@ def test_the_dedupe_window_reaches_across_a_bucket_boundary(settings: Settings) 
         app.journal.claim("earlier", "BINANCE", payload, key, float(start))
         _, previous = dedupe_keys("BINANCE", payload, start + 2, 30)
         assert previous == key  # two seconds later, in the next bucket, it still finds the first
+
+
+def test_an_unreachable_journal_answers_503_and_places_nothing(tmp_path: Path) -> None:
+    from ordergate.config import load_settings
+    from tests.conftest import CONFIG_DIR
+
+    settings = load_settings("development", CONFIG_DIR, environ={"ORDERGATE_DB": str(tmp_path / "j.db")})
+    app = create_app(settings)
+    app.journal.engine.dispose()
+    (tmp_path / "j.db").unlink()
+    (tmp_path / "j.db").mkdir()  # the file is gone and cannot come back: every write fails
+    result = testing.TestClient(app).simulate_post("/webhook", body=json.dumps(SEED_ORDERS[0]))
+    assert (result.status_code, result.json["error"]) == (503, "Journal unavailable: try again shortly")
+    assert paper(app).placements() == []
