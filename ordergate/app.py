@@ -21,10 +21,12 @@ from ordergate.brokers.base import Broker
 from ordergate.config import Settings, load_settings
 from ordergate.pipeline.errors import BrokerError, Rejection
 from ordergate.pipeline.journal import Entry, Journal, database_url
+from ordergate.pipeline.money import dumps
 from ordergate.pipeline.recovery import reconcile
 from ordergate.pipeline.registry import Service, build_service
 from ordergate.pipeline.runner import Outcome
 from ordergate.pipeline.signal import Signal
+from ordergate.stages.schema import given_id
 
 log = logging.getLogger("ordergate")
 
@@ -92,7 +94,7 @@ def parse_body(raw: bytes) -> dict[str, Any]:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=lambda v: format(v, "f") if isinstance(v, Decimal) else str(v))
+    return dumps(value, ensure_ascii=False)
 
 
 SECRET_FIELDS = frozenset({"passphrase", "secret", "password", "token", "api_key", "apikey", "api_secret"})
@@ -105,10 +107,8 @@ def without_secrets(payload: dict[str, Any]) -> dict[str, Any]:
 
 def idempotency_key(route: str, payload: dict[str, Any]) -> str | None:
     """``ROUTE:id`` for a signal that carries an ``id``: at most one execution per key."""
-    given = payload.get("id")
-    if isinstance(given, (str, Decimal)) and str(given).strip():
-        return f"{route}:{str(given).strip()[:200]}"
-    return None
+    given = given_id(payload)
+    return f"{route}:{given}" if given is not None else None
 
 
 def dedupe_keys(route: str, payload: dict[str, Any], received: float, window_s: int) -> tuple[str, str]:

@@ -23,10 +23,10 @@ def _check(args: argparse.Namespace) -> int:
     width = max(len(name) for name in service.runners)
     for name, runner in service.runners.items():
         broker = runner.route.broker
-        kind = getattr(broker, "market_type", "")
+        kind = broker.market_type
         aliases = [a for a, r in service.aliases.items() if r == name and a != name.upper()]
         also = f" (also {', '.join(aliases)})" if aliases else ""
-        print(f"  {name.ljust(width)}  broker {broker.name} [{broker.label}{', ' + kind if kind else ''}]{also}")
+        print(f"  {name.ljust(width)}  broker {broker.name} [{broker.label}, {kind}]{also}")
         print(f"  {' ' * width}  {runner.route.pipeline}: {' → '.join(runner.names)}")
     return 0
 

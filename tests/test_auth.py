@@ -103,7 +103,7 @@ def live_app(settings: Settings, environment: str, live_trading: bool) -> Orderg
         config_dir=settings.config_dir,
         file="test",
     )
-    paper.live = True  # type: ignore[attr-defined]  # this account stands in for real money
+    paper.live = True  # this account stands in for real money
     live = Settings(environment, settings.config_dir, settings.data, settings.files)
     live.data["live_trading"] = live_trading
     return create_app(live, brokers={"paper_binance": paper})

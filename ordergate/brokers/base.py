@@ -10,6 +10,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from ordergate.config import read_yaml
 from ordergate.pipeline.errors import ConfigError
+from ordergate.pipeline.money import plain
 from ordergate.pipeline.signal import Market, MarketType, Order, Placement
 
 
@@ -25,6 +26,9 @@ class Broker(Protocol):
 
     name: str  # the key under ``brokers:`` in the YAML
     label: str  # for people: "paper", "Binance testnet"
+    market_type: MarketType  # spot, future or equity
+    live: bool  # trades real money: only with ORDERGATE_ENV=live and LIVE_TRADING=yes
+    missing_credentials: bool  # keys are needed and not configured: nothing can be placed
 
     def market(self, symbol: str) -> Market | None:
         """The market's rules, or None when the broker does not list ``symbol``."""
@@ -53,6 +57,23 @@ class Broker(Protocol):
     def find_order(self, client_order_id: str, symbol: str) -> Placement | None:
         """Look an order up by its client order id; None when the broker has no such order."""
         ...
+
+
+def binance_params(order: Order, symbol: str) -> dict[str, Any]:
+    """An order as Binance's ``POST /order`` names its parameters (for the seed's log line)."""
+    params: dict[str, Any] = {
+        "symbol": symbol,
+        "side": order.side.upper(),
+        "type": order.type,
+        "quantity": plain(order.quantity),
+    }
+    if order.price is not None:
+        params["price"] = plain(order.price)
+        params["timeInForce"] = "GTC"
+    if order.reduce_only:
+        params["reduceOnly"] = "true"
+    params["newClientOrderId"] = order.client_order_id
+    return params
 
 
 def decimal_field(entry: Mapping[str, Any], key: str, *, file: str, path: str) -> Decimal:

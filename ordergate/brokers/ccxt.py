@@ -27,6 +27,7 @@ import ccxt
 from ccxt.base import errors as cx
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from ordergate.brokers.base import binance_params
 from ordergate.config import validate
 from ordergate.pipeline.errors import (
     INSUFFICIENT_BALANCE,
@@ -116,7 +117,7 @@ def _by_code(code: int, message: str, name: str, exchange: str, placing: bool) -
         return BrokerUnavailable(f"{name} refused the request timestamp (server clock skew)", broker=exchange)
     if code == -1007:
         if placing:
-            return OrderOutcomeUnknown("Order status unknown: it is being checked with the broker", broker=exchange)
+            return OrderOutcomeUnknown(broker=exchange)
         return BrokerUnavailable(f"{name} did not answer: try again shortly", broker=exchange)
     return None
 
@@ -149,7 +150,7 @@ def translate(exc: BaseException, *, exchange: str = "exchange", placing: bool =
         return BrokerUnavailable(f"{name} is unavailable: try again shortly", broker=exchange)
     if isinstance(exc, (cx.NetworkError, cx.BadResponse)):
         if placing:
-            return OrderOutcomeUnknown("Order status unknown: it is being checked with the broker", broker=exchange)
+            return OrderOutcomeUnknown(broker=exchange)
         return BrokerUnavailable(f"{name} did not answer: try again shortly", broker=exchange)
     if isinstance(exc, (cx.InvalidOrder, cx.BadRequest, cx.OperationRejected, cx.ExchangeError)):
         text = f"{code} {message}"
@@ -163,7 +164,7 @@ def translate(exc: BaseException, *, exchange: str = "exchange", placing: bool =
         return Rejection(reason, code="exchange_rejected")
     # OperationFailed, and anything ccxt adds later: unknown if an order may exist, else 503.
     if placing:
-        return OrderOutcomeUnknown("Order status unknown: it is being checked with the broker", broker=exchange)
+        return OrderOutcomeUnknown(broker=exchange)
     return BrokerUnavailable(f"{name} failed: try again shortly", broker=exchange)
 
 
@@ -270,13 +271,11 @@ class CcxtBroker:
         self._lookup_attempts = lookup_attempts
         self._lookup_delay = lookup_delay_s
         self._markets: dict[str, Market] = {}
-        self._markets_loaded_at = 0.0
         self._tickers: dict[str, _Cached] = {}
         self._balance: _Cached | None = None
         self._configured: set[str] = set()  # symbols whose leverage / margin mode are set
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._refresher: threading.Thread | None = None
 
     @classmethod
     def from_config(cls, name: str, options: dict[str, Any], *, config_dir: Path, file: str) -> CcxtBroker:
@@ -346,8 +345,7 @@ class CcxtBroker:
                 self.refresh_balance(attempts=1)
             except OrdergateError as exc:
                 log.warning("Balance of %s not read yet (%s); reading it on the first signal", self.name, exc)
-        self._refresher = threading.Thread(target=self._refresh_loop, name=f"refresh-{self.name}", daemon=True)
-        self._refresher.start()
+        threading.Thread(target=self._refresh_loop, name=f"refresh-{self.name}", daemon=True).start()
 
     def close(self) -> None:
         self._stop.set()
@@ -391,7 +389,6 @@ class CcxtBroker:
             converted = market_of(market, self.market_type)
             markets[converted.symbol] = converted
         self._markets = markets  # one assignment: readers see the old or the new dict, never half
-        self._markets_loaded_at = time.time()
         log.info("Loaded %d %s markets for %s", len(markets), self.market_type, self.name)
 
     # -- reads --------------------------------------------------------------------------------
@@ -461,18 +458,7 @@ class CcxtBroker:
         return free
 
     def order_params(self, order: Order, market: Market) -> dict[str, Any]:
-        params: dict[str, Any] = {
-            "symbol": market.symbol,
-            "side": order.side.upper(),
-            "type": order.type,
-            "quantity": plain(order.quantity),
-        }
-        if order.price is not None:
-            params["price"] = plain(order.price)
-        if order.reduce_only:
-            params["reduceOnly"] = "true"
-        params["newClientOrderId"] = order.client_order_id
-        return params
+        return binance_params(order, market.symbol)
 
     def find_order(self, client_order_id: str, symbol: str) -> Placement | None:
         market = self._market_or_reject(symbol)
@@ -543,8 +529,7 @@ class CcxtBroker:
         try:
             return self.find_order(order.client_order_id, market.symbol)
         except OrdergateError as exc:
-            unknown = "Order status unknown: it is being checked with the broker"
-            raise OrderOutcomeUnknown(unknown, broker=self.name) from exc
+            raise OrderOutcomeUnknown(broker=self.name) from exc
 
     def _configure(self, market: Market) -> None:
         """Set the route's leverage and margin mode on a futures symbol, once per process."""

@@ -17,10 +17,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ordergate.brokers.base import load_markets
+from ordergate.brokers.base import binance_params, load_markets
 from ordergate.config import validate
 from ordergate.pipeline.errors import INSUFFICIENT_BALANCE, Rejection
-from ordergate.pipeline.money import ZERO, plain
+from ordergate.pipeline.money import ZERO
 from ordergate.pipeline.signal import Market, MarketType, Order, Placement
 
 OPTIONS_SCHEMA: dict[str, Any] = {
@@ -57,6 +57,8 @@ class PaperBroker:
         self.name = name
         self.label = label
         self.market_type = market_type
+        self.live = False  # simulated money
+        self.missing_credentials = False
         self._markets = markets
         self._prices = {k.upper(): Decimal(v) for k, v in prices.items()}
         self._balances = {k.upper(): Decimal(v) for k, v in balances.items()}
@@ -106,19 +108,7 @@ class PaperBroker:
             return self._orders.get(client_order_id)
 
     def order_params(self, order: Order, market: Market) -> dict[str, Any]:
-        params: dict[str, Any] = {
-            "symbol": market.broker_symbol or market.symbol,
-            "side": order.side.upper(),
-            "type": order.type,
-            "quantity": plain(order.quantity),
-        }
-        if order.price is not None:
-            params["price"] = plain(order.price)
-            params["timeInForce"] = "GTC"
-        if order.reduce_only:
-            params["reduceOnly"] = "true"
-        params["newClientOrderId"] = order.client_order_id
-        return params
+        return binance_params(order, market.broker_symbol or market.symbol)
 
     def placements(self) -> list[Placement]:
         """Every order this paper account has accepted, oldest first."""

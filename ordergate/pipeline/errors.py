@@ -92,3 +92,8 @@ class OrderOutcomeUnknown(BrokerError):
     """
 
     status = 202
+
+    def __init__(
+        self, message: str = "Order status unknown: it is being checked with the broker", *, broker: str | None = None
+    ) -> None:
+        super().__init__(message, broker=broker)

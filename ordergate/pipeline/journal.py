@@ -16,13 +16,14 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
+
+from ordergate.pipeline.money import dumps
 
 metadata = sa.MetaData()
 
@@ -56,10 +57,6 @@ def database_url(environ: Mapping[str, str], default_path: Path) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, default=lambda v: format(v, "f") if isinstance(v, Decimal) else str(v))
 
 
 @dataclass(frozen=True)
@@ -139,7 +136,7 @@ class Journal:
             "received_at": received_at,
             "route": route,
             "idempotency_key": key,
-            "payload": _json(payload) if payload is not None else None,
+            "payload": dumps(payload) if payload is not None else None,
             "status": IN_FLIGHT,
         }
         try:
@@ -173,10 +170,10 @@ class Journal:
                 .values(
                     status=status,
                     http_status=http_status,
-                    response=_json(response),
+                    response=dumps(response),
                     client_order_id=client_order_id,
                     broker_order_id=str(broker_order_id) if broker_order_id is not None else None,
-                    trace=_json(trace) if trace is not None else None,
+                    trace=dumps(trace) if trace is not None else None,
                     completed_at=time.time(),
                 )
             )
@@ -192,7 +189,7 @@ class Journal:
                     route=route,
                     status=status,
                     http_status=http_status,
-                    response=_json(response),
+                    response=dumps(response),
                     completed_at=now,
                 )
             )

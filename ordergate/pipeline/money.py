@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal, InvalidOperation
+from typing import Any
 
 ZERO = Decimal(0)
 
@@ -54,6 +56,11 @@ def round_price(value: Decimal, tick: Decimal, side: str) -> Decimal:
         return value
     rounding = ROUND_DOWN if side.lower() == "buy" else ROUND_CEILING
     return (value / tick).to_integral_value(rounding=rounding) * tick
+
+
+def dumps(value: object, **options: Any) -> str:
+    """JSON with every Decimal as its exact plain string (``"0.001"``), never a float."""
+    return json.dumps(value, default=lambda v: plain(v) if isinstance(v, Decimal) else str(v), **options)
 
 
 def plain(value: Decimal) -> str:

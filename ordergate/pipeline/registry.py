@@ -157,8 +157,7 @@ def build_service(
                 max_orders_per_minute=own.get("max_orders_per_minute", limits["max_orders_per_minute"]),
             ),
             schemas_dir=settings.schemas_dir,
-            live_blocked=bool(getattr(built[route["broker"]], "live", False))
-            and not (settings.environment == "live" and data["live_trading"]),
+            live_blocked=built[route["broker"]].live and not (settings.environment == "live" and data["live_trading"]),
             max_age_s=route["max_age_s"],
             dedupe_window_s=route["dedupe_window_s"],
             account_lock=account_lock,

@@ -203,8 +203,9 @@ class Runner:
                 log.exception("Stage %s failed on signal %s", name, signal.id)
                 if self.execute_at is not None and index >= self.execute_at:
                     # The order may exist: answer "unknown" (never 5xx) so it is looked up, not re-sent.
-                    lost = OrderOutcomeUnknown("Order status unknown: it is being checked with the broker")
-                    outcome = Outcome(signal, self.route, "unknown", tuple(trace), error=lost, fault=exc)
+                    outcome = Outcome(
+                        signal, self.route, "unknown", tuple(trace), error=OrderOutcomeUnknown(), fault=exc
+                    )
                 else:
                     outcome = Outcome(signal, self.route, "error", tuple(trace), fault=exc)
                 break
@@ -228,7 +229,7 @@ class Runner:
         """What refuses a signal before any stage: the live guard, missing keys, its age."""
         if self.route.live_blocked:
             return Rejection("Live trading is disabled in this environment", code="live_trading_disabled")
-        if getattr(self.route.broker, "missing_credentials", False):
+        if self.route.broker.missing_credentials:
             return BrokerAuthError(f"API keys not configured for {self.route.name}", broker=self.route.broker.name)
         if self.route.max_age_s is not None:
             return stale(signal, self.route.max_age_s)

@@ -98,15 +98,22 @@ def describe(error: ValidationError) -> str:
     return f"Invalid {field}: {error.message[:120]}"
 
 
+def given_id(payload: Mapping[str, Any]) -> str | None:
+    """The signal's own ``id`` (``{{strategy.order.id}}-{{timenow}}``), if it carries a usable one."""
+    given = payload.get("id")
+    if isinstance(given, (str, Decimal)) and str(given).strip():
+        return str(given).strip()[:200]
+    return None
+
+
 def client_order_id(route: str, payload: Mapping[str, Any], signal_id: str) -> str:
     """The order's client id: stable for a signal that carries an ``id`` (so a re-sent alert
     maps to the same order), else unique per request. ``og-`` + hex, 27 characters at most:
     within Binance's ``^[a-zA-Z0-9-_]{1,36}$``."""
-    given = payload.get("id")
-    if isinstance(given, (str, Decimal)) and str(given).strip():
-        digest = hashlib.sha256(f"{route}\x00{str(given).strip()}".encode()).hexdigest()[:24]
-        return f"og-{digest}"
-    return f"og-{signal_id}"
+    given = given_id(payload)
+    if given is None:
+        return f"og-{signal_id}"
+    return "og-" + hashlib.sha256(f"{route}\x00{given}".encode()).hexdigest()[:24]
 
 
 def _order_of(payload: Mapping[str, Any], signal_id: str, route: str) -> Order:
