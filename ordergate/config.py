@@ -190,6 +190,7 @@ SCHEMA: dict[str, Any] = {
         "default": {},
         "schema": {
             "secret": {"type": "string", "nullable": True, "default": None},
+            "required": {"type": "boolean", "default": False},
             "allow_ips": {"type": "list", "schema": {"type": "string"}, "default": []},
             "trusted_proxies": {"type": "list", "schema": {"type": "string"}, "default": []},
         },
@@ -350,4 +351,11 @@ def load_settings(
     if not validator.validate(merged):
         key, message = next(flatten_errors(validator.errors))
         raise ConfigError(message, file=settings.origin(key), path=key)
-    return Settings(environment, base_dir.resolve(), validator.document, (base_file, env_file), origins)
+    document = validator.document
+    if document["auth"]["required"] and not document["auth"]["secret"]:
+        raise ConfigError(
+            f"a webhook secret is required in the {environment} environment: set WEBHOOK_SECRET",
+            file=settings.origin("auth.required"),
+            path="auth.secret",
+        )
+    return Settings(environment, base_dir.resolve(), document, (base_file, env_file), origins)

@@ -102,10 +102,28 @@ def test_get_app_reads_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path
     monkeypatch.setenv("ORDERGATE_DB", str(tmp_path / "journal.db"))
     monkeypatch.setenv("ORDERGATE_ENV", "testnet")
     monkeypatch.setenv("ORDERGATE_CONFIG_DIR", str(ROOT / "config"))
+    monkeypatch.setenv("WEBHOOK_SECRET", "s3cret-for-this-test")
     app = get_app()
     assert app.service.settings.environment == "testnet"
-    result = testing.TestClient(app).simulate_post("/webhook", body=raw_json(SEED_ORDERS[3]))
+    client = testing.TestClient(app)
+    assert client.simulate_post("/webhook", body=raw_json(SEED_ORDERS[3])).status_code == 401
+    result = client.simulate_post("/webhook/s3cret-for-this-test", body=raw_json(SEED_ORDERS[3]))
     assert result.status_code == 200, result.json
+
+
+@pytest.mark.parametrize("environment", ["testnet", "live"])
+def test_serve_refuses_to_start_without_a_webhook_secret_where_orders_are_real(
+    tmp_path: Path, environment: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "WEBHOOK_SECRET"}
+    env.update(ORDERGATE_ENV=environment, ORDERGATE_DB=str(tmp_path / "j.db"), PORT=str(free_port()))
+    result = subprocess.run(
+        [sys.executable, "-m", "ordergate", "serve"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 2
+    assert f"environments/{environment}.yaml:auth.secret" in result.stderr
+    assert "set WEBHOOK_SECRET" in result.stderr
+    assert not (tmp_path / "j.db").exists()
 
 
 def test_sigterm_lets_the_signal_in_flight_finish_then_refuses_new_ones(tmp_path: Path) -> None:

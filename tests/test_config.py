@@ -50,8 +50,11 @@ def overlay(config: Path, yaml_text: str, env: str = "development") -> Path:
     return file
 
 
+SECRET = {"WEBHOOK_SECRET": "config-test-secret"}  # testnet and live refuse to start without one
+
+
 def load(config: Path, env: str = "development", environ: dict[str, str] | None = None) -> Service:
-    return build_service(load_settings(env, config, environ=environ or {}))
+    return build_service(load_settings(env, config, environ={**SECRET, **(environ or {})}))
 
 
 def config_error(config: Path, env: str = "development", environ: dict[str, str] | None = None) -> ConfigError:
@@ -228,8 +231,27 @@ def test_unknown_environment_names_the_missing_file(config: Path, env: str) -> N
 
 
 def test_environment_comes_from_ordergate_env(config: Path) -> None:
-    assert load_settings(None, config, environ={"ORDERGATE_ENV": "live"}).environment == "live"
+    assert load_settings(None, config, environ={"ORDERGATE_ENV": "live", **SECRET}).environment == "live"
     assert load_settings(None, config, environ={}).environment == "development"
+
+
+@pytest.mark.parametrize("env", ["testnet", "live"])
+def test_environments_that_reach_an_exchange_require_a_webhook_secret(config: Path, env: str) -> None:
+    for environ in ({}, {"WEBHOOK_SECRET": ""}):
+        with pytest.raises(ConfigError) as info:
+            load_settings(env, config, environ=environ)
+        assert str(info.value) == (
+            f"{config.resolve() / 'environments' / env}.yaml:auth.secret: "
+            f"a webhook secret is required in the {env} environment: set WEBHOOK_SECRET"
+        )
+    assert load_settings(env, config, environ=SECRET).data["auth"]["secret"] == "config-test-secret"
+
+
+def test_development_runs_without_a_secret_and_can_be_made_to_require_one(config: Path) -> None:
+    assert load_settings("development", config, environ={}).data["auth"]["secret"] is None
+    overlay(config, "auth: {required: true}")
+    with pytest.raises(ConfigError, match="required in the development environment"):
+        load_settings("development", config, environ={})
 
 
 # -- interpolation ---------------------------------------------------------------------------
@@ -424,7 +446,10 @@ def test_check_prints_every_route_and_chain(config: Path, capsys: pytest.Capture
 
 
 @pytest.mark.usefixtures("clean_environ")
-def test_check_shows_aliases_and_the_chosen_environment(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_shows_aliases_and_the_chosen_environment(
+    config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WEBHOOK_SECRET", "config-test-secret")
     overlay(config, "routes: {BINANCE: {aliases: [BINANCE_FUTURES]}}", env="live")
     assert main(["--env", "live", "--config-dir", str(config), "check"]) == 0
     out = capsys.readouterr().out

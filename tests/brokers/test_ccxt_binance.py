@@ -30,6 +30,9 @@ KEYS = {
     "BINANCE_API_KEY": os.environ.get("BINANCE_API_KEY", "") if RECORDING else "test-key-not-a-secret",
     "BINANCE_API_SECRET": os.environ.get("BINANCE_API_SECRET", "") if RECORDING else "test-secret-not-a-secret",
 }
+# testnet refuses to start without a webhook secret; these signals carry it in the URL path.
+WEBHOOK_SECRET = "hook-secret-not-a-secret"
+WEBHOOK = f"/webhook/{WEBHOOK_SECRET}"
 
 
 @dataclass
@@ -45,7 +48,7 @@ class Binance:
         """Post one signal; return status, body and the exchange requests it cost."""
         before = len(self.requests)
         body = json.dumps({"broker": "BINANCE", **payload})
-        result = self.client.simulate_post("/webhook", body=body, headers={"Content-Type": "text/plain"})
+        result = self.client.simulate_post(WEBHOOK, body=body, headers={"Content-Type": "text/plain"})
         return result.status_code, result.json, self.requests[before:]
 
 
@@ -64,7 +67,8 @@ def binance(tmp_path: Path) -> Iterator[Any]:
     built: list[CcxtBroker] = []
 
     def make(market_type: str, *, pipeline: list[Any] | None = None, **options: Any) -> Binance:
-        environ = {**KEYS, "BINANCE_MARKET_TYPE": market_type, "ORDERGATE_DB": str(tmp_path / f"{len(built)}.db")}
+        environ = {**KEYS, "WEBHOOK_SECRET": WEBHOOK_SECRET, "BINANCE_MARKET_TYPE": market_type}
+        environ["ORDERGATE_DB"] = str(tmp_path / f"{len(built)}.db")
         settings = load_settings("testnet", CONFIG_DIR, environ=environ)
         settings.data["brokers"]["binance"].update({"lookup_delay_s": 0, **options})
         if pipeline is not None:
@@ -186,7 +190,7 @@ def test_missing_keys_answer_422_and_the_rest_keeps_working(binance: Any) -> Non
     assert (status, body["error"]) == (422, "API keys not configured for BINANCE")
     assert cost == []
     paper = ex.client.simulate_post(
-        "/webhook", body='{"broker":"FLATTRADE","symbol":"CIPLA","side":"buy","quantity":10,"type":"MARKET"}'
+        WEBHOOK, body='{"broker":"FLATTRADE","symbol":"CIPLA","side":"buy","quantity":10,"type":"MARKET"}'
     )
     assert paper.status_code == 200
 
