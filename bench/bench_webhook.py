@@ -20,12 +20,11 @@ import threading
 import time
 from pathlib import Path
 
-from waitress.server import create_server
-
 from ordergate.app import create_app, new_signal_id, parse_body
 from ordergate.config import load_settings
 from ordergate.logs import configure_logging
 from ordergate.pipeline.signal import Signal
+from ordergate.server import GracefulServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,10 +71,10 @@ def main(n: int = 2000) -> None:
         samples.append(time.perf_counter() - started)
     report("journal claim + outcome", samples)
 
-    server = create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
+    server = GracefulServer(app, "127.0.0.1", 0, threads=4)  # what `ordergate serve` runs
+    thread = threading.Thread(target=server.serve, args=(5.0,), daemon=True)
     thread.start()
-    conn = http.client.HTTPConnection("127.0.0.1", server.effective_port, timeout=10)  # type: ignore[union-attr]
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
     samples = []
     try:
         for i in range(n):
@@ -88,7 +87,8 @@ def main(n: int = 2000) -> None:
             assert response.status == 200, response.status
     finally:
         conn.close()
-        server.close()
+        server.stopping.set()
+        thread.join(timeout=10)
     http_median = report("POST /webhook (waitress)", samples)
     print(f"HTTP / chain median ratio: {http_median / chain:.1f}x; TradingView's limit is 3 s")
 
