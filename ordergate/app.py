@@ -322,11 +322,26 @@ def create_app(
     app.add_route("/webhook", webhook)
     app.add_route("/webhook/{secret}", webhook)
     app.add_route("/healthz", HealthResource(service))
+    _add_broker_logins(app, service, journal)
     app.add_error_handler(Exception, _unexpected)
     app.add_error_handler(falcon.HTTPError, _http_error)
     app.add_error_handler(Rejection, _rejection)
     app.add_error_handler(BrokerError, _broker_error)
     return app
+
+
+def _add_broker_logins(app: OrdergateApp, service: Service, journal: Journal) -> None:
+    """Brokers with a daily login keep it in the journal database; FlatTrade's is at /auth/flattrade."""
+    from ordergate.brokers.flattrade import FlatTradeBroker
+    from ordergate.login import FlatTradeLogin
+
+    routed = {runner.route.broker.name for runner in service.runners.values()}
+    flattrade = [b for n, b in service.brokers.items() if isinstance(b, FlatTradeBroker) and n in routed]
+    for broker in flattrade:
+        broker.use_session_store(journal)
+    login = FlatTradeLogin(flattrade)
+    app.add_route("/auth/flattrade", login)
+    app.add_route("/auth/flattrade/callback", login, suffix="callback")
 
 
 def get_app() -> OrdergateApp:

@@ -242,6 +242,8 @@ SCHEMA: dict[str, Any] = {
                 "aliases": {"type": "list", "schema": {"type": "string"}, "default": []},
                 "max_age_s": {"type": "integer", "min": 1, "nullable": True, "default": None},
                 "dedupe_window_s": {"type": "integer", "min": 1, "max": 86400, "nullable": True, "default": None},
+                # equities: CNC (delivery), MIS (intraday) or NRML; a signal's "product" wins
+                "product": {"type": "string", "allowed": ["CNC", "MIS", "NRML"], "nullable": True, "default": None},
             },
         },
     },

@@ -94,8 +94,8 @@ CRYPTO_MIDDLE = (
             "    - limits\n",
             "    - limitz\n",
             "pipelines.crypto[4]",
-            "unknown stage 'limitz' (known: schema, whitelist, precision, notional, limits, balance, execute, "
-            "notify, or package.module:Class)",
+            "unknown stage 'limitz' (known: schema, market_hours, whitelist, precision, notional, limits, balance, "
+            "execute, notify, or package.module:Class)",
         ),
         (
             BASE,
@@ -108,7 +108,7 @@ CRYPTO_MIDDLE = (
             BASE,
             "precision: {max_decimals: 0}",
             "precision: {max_decimals: many}",
-            "pipelines.equities[2].precision.max_decimals",
+            "pipelines.equities[3].precision.max_decimals",
             "must be of integer type",
         ),
         (
@@ -131,8 +131,8 @@ CRYPTO_MIDDLE = (
             BASE,
             "    - schema: {file: equity-signal.schema.json}\n",
             "",
-            "pipelines.equities[0].whitelist",
-            "stage 'whitelist' needs 'schema' earlier in the chain",
+            "pipelines.equities[0].market_hours",
+            "stage 'market_hours' needs 'schema' earlier in the chain",
         ),
         (
             BASE,
@@ -174,7 +174,7 @@ CRYPTO_MIDDLE = (
             "    adapter: paper\n    label: paper\n    market_type: equity",
             "    adapter: ccxtt\n    label: paper\n    market_type: equity",
             "brokers.paper_nse.adapter",
-            "unknown adapter 'ccxtt' (known: ccxt, paper)",
+            "unknown adapter 'ccxtt' (known: ccxt, flattrade, paper)",
         ),
         (
             BASE,
@@ -342,7 +342,8 @@ def test_environment_stage_override_changes_options(config: Path) -> None:
 def test_route_limit_applies_to_that_route_only(config: Path) -> None:
     file = config / DEV
     file.write_text(
-        "limits:\n  max_notional: null\n  max_orders_per_minute: 600\n  routes:\n    FLATTRADE: {max_notional: 1000}\n",
+        "limits:\n  max_notional: null\n  max_orders_per_minute: 600\n  routes:\n    FLATTRADE: {max_notional: 1000}\n"
+        "stages: {market_hours: {enabled: false}}\n",
         encoding="utf-8",
     )
     service = load(config)
@@ -440,7 +441,7 @@ def test_check_prints_every_route_and_chain(config: Path, capsys: pytest.Capture
         "  BINANCE_REAL  broker paper_binance [paper, future]",
         f"                crypto: {chain}",
         "  FLATTRADE     broker paper_nse [paper, equity]",
-        f"                equities: {chain}",
+        f"                equities: {chain.replace('schema', 'schema → market_hours (off)')}",
     ]
     assert err == ""
 

@@ -12,6 +12,7 @@ from ordergate.pipeline.errors import ConfigError
 ADAPTERS: dict[str, str] = {
     "paper": "ordergate.brokers.paper:PaperBroker",
     "ccxt": "ordergate.brokers.ccxt:CcxtBroker",
+    "flattrade": "ordergate.brokers.flattrade:FlatTradeBroker",
 }
 
 

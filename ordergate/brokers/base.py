@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from ordergate.config import read_yaml
-from ordergate.pipeline.errors import ConfigError
+from ordergate.pipeline.errors import BrokerError, ConfigError
 from ordergate.pipeline.money import plain
 from ordergate.pipeline.signal import Market, MarketType, Order, Placement
 
@@ -29,6 +29,10 @@ class Broker(Protocol):
     market_type: MarketType  # spot, future or equity
     live: bool  # trades real money: only with ORDERGATE_ENV=live and LIVE_TRADING=yes
     missing_credentials: bool  # keys are needed and not configured: nothing can be placed
+
+    def session_error(self) -> BrokerError | None:
+        """Why no order can be placed now although keys are set (an expired daily login), or None."""
+        ...
 
     def market(self, symbol: str) -> Market | None:
         """The market's rules, or None when the broker does not list ``symbol``."""

@@ -35,6 +35,7 @@ from ordergate.pipeline.errors import (
     INVALID_SYMBOL,
     ORDER_TOO_SMALL,
     BrokerAuthError,
+    BrokerError,
     BrokerUnavailable,
     ConfigError,
     OrdergateError,
@@ -398,6 +399,9 @@ class CcxtBroker:
             return read_retry()(call)()
         except cx.BaseError as exc:
             raise translate(exc, exchange=self.exchange_id) from exc
+
+    def session_error(self) -> BrokerError | None:
+        return None  # API keys do not expire by the day
 
     def market(self, symbol: str) -> Market | None:
         if not self._markets:

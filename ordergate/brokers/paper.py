@@ -19,7 +19,7 @@ from typing import Any
 
 from ordergate.brokers.base import binance_params, load_markets
 from ordergate.config import validate
-from ordergate.pipeline.errors import INSUFFICIENT_BALANCE, Rejection
+from ordergate.pipeline.errors import INSUFFICIENT_BALANCE, BrokerError, Rejection
 from ordergate.pipeline.money import ZERO
 from ordergate.pipeline.signal import Market, MarketType, Order, Placement
 
@@ -86,6 +86,9 @@ class PaperBroker:
         )
 
     # -- reads ----------------------------------------------------------------------------------
+
+    def session_error(self) -> BrokerError | None:
+        return None  # nothing to log in to
 
     def market(self, symbol: str) -> Market | None:
         return self._markets.get(symbol) or self._aliases.get(symbol)

@@ -58,6 +58,10 @@ def _settle(journal: Journal, service: Service, entry: Entry) -> bool:
     if placement is None:
         _finish(journal, entry, "error", 503, {"success": False, "error": INTERRUPTED, "clientOrderId": cid}, cid)
         return True
+    if placement.status in ("REJECTED", "CANCELED", "EXPIRED"):
+        refused = {"success": False, "error": f"The broker has the order as {placement.status}", "clientOrderId": cid}
+        _finish(journal, entry, "rejected", 422, refused, cid)
+        return True
     filled = placement.status in ("FILLED", "PARTIALLY_FILLED")
     body = {**placed(placement), "route": entry.route}
     journal.finish(

@@ -160,6 +160,8 @@ def build_service(
             live_blocked=built[route["broker"]].live and not (settings.environment == "live" and data["live_trading"]),
             max_age_s=route["max_age_s"],
             dedupe_window_s=route["dedupe_window_s"],
+            product=route["product"],
+            config_dir=settings.config_dir,
             account_lock=account_lock,
         )
         pipeline_file = settings.origin(f"pipelines.{route['pipeline']}")

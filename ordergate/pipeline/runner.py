@@ -104,8 +104,9 @@ class Outcome:
                 body["status"] = "unknown"
                 body["clientOrderId"] = self.signal.require_order().client_order_id
         body["signalId"] = self.signal.id
-        if self.signal.notes:
-            body["notes"] = list(self.signal.notes)
+        notes = [*self.signal.notes, *(placement.notes if placement is not None else ())]
+        if notes:
+            body["notes"] = notes
         body["trace"] = [s.as_dict() for s in self.trace]
         return body
 
@@ -161,8 +162,10 @@ class Runner:
 
     @property
     def names(self) -> list[str]:
-        """Every entry of the chain, as the YAML declares it (for ``ordergate check``)."""
-        return [n for n, _ in self.stages] + [n for n, _ in self.observers]
+        """Every entry of the chain, as the YAML declares it (for ``ordergate check``); a stage
+        switched off with ``enabled: false`` is marked ``(off)``."""
+        staged = [n if getattr(s, "enabled", True) else f"{n} (off)" for n, s in self.stages]
+        return staged + [n for n, _ in self.observers]
 
     def run(self, signal: Signal) -> Outcome:
         """Run the chain on ``signal``; every outcome, faults included, reaches the observers."""
@@ -231,6 +234,9 @@ class Runner:
             return Rejection("Live trading is disabled in this environment", code="live_trading_disabled")
         if self.route.broker.missing_credentials:
             return BrokerAuthError(f"API keys not configured for {self.route.name}", broker=self.route.broker.name)
+        session = self.route.broker.session_error()
+        if session is not None:
+            return session
         if self.route.max_age_s is not None:
             return stale(signal, self.route.max_age_s)
         return None

@@ -41,6 +41,7 @@ class Order:
     price_hint: Decimal | None = None  # a market order's "price" ({{close}}): for checks, never a limit
     reduce_only: bool = False
     client_order_id: str = ""
+    product: str | None = None  # equities: CNC (delivery), MIS (intraday) or NRML; None = the broker's default
 
     def describe(self) -> str:
         """``BUY BTCUSDT 0.001 @ MARKET`` / ``SELL ETHUSDT 0.1 @ 2500``, the seed's log shape."""
@@ -105,3 +106,4 @@ class Placement:
     price: Decimal | None = None
     base: str = ""
     broker: str = ""
+    notes: tuple[str, ...] = ()  # what the broker changed, e.g. a MARKET order sent as a protected LIMIT

@@ -39,6 +39,8 @@ class RouteContext:
     live_blocked: bool = False  # a real-money broker outside ORDERGATE_ENV=live + LIVE_TRADING=yes
     max_age_s: int | None = None  # refuse signals whose "time" is older than this
     dedupe_window_s: int | None = None  # an identical id-less payload within this is a repeat
+    product: str | None = None  # equities: the route's product type (CNC, MIS, NRML)
+    config_dir: Path = Path("config")  # files a stage's options name are relative to it
 
 
 class Stage(Protocol):

@@ -14,11 +14,14 @@ def required_funds(order: Order, market: Market, price: Decimal, leverage: Decim
     """Which asset an order spends, and how much of it.
 
     Futures: margin in the quote asset (notional / leverage); reduce-only orders spend none.
-    Spot and cash equities: a buy spends the quote asset, a sell spends the base asset.
+    Spot and cash equities: a buy spends the quote asset, a sell spends the base asset. An
+    intraday equity order (MIS, NRML) is counted at its full value either way: the broker's
+    intraday margin is smaller, so this errs on the safe side, as the futures margin does.
     """
     if market.type == "future":
         return market.quote, Decimal(0) if order.reduce_only else order.quantity * price / leverage
-    if order.side == "buy":
+    if order.side == "buy" or (market.type == "equity" and order.product in ("MIS", "NRML")):
+        # an intraday (MIS) or NRML sell may open a short: it is paid for with funds, not shares
         return market.quote, order.quantity * price
     return market.base, order.quantity
 

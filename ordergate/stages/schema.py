@@ -116,7 +116,7 @@ def client_order_id(route: str, payload: Mapping[str, Any], signal_id: str) -> s
     return "og-" + hashlib.sha256(f"{route}\x00{given}".encode()).hexdigest()[:24]
 
 
-def _order_of(payload: Mapping[str, Any], signal_id: str, route: str) -> Order:
+def _order_of(payload: Mapping[str, Any], signal_id: str, route: str, product: str | None = None) -> Order:
     order_type = payload["type"]
     quantity = to_decimal(payload["quantity"])
     assert quantity is not None  # the schema said it is a number
@@ -129,6 +129,7 @@ def _order_of(payload: Mapping[str, Any], signal_id: str, route: str) -> Order:
         price_hint=to_decimal(payload.get("price")) if order_type == "MARKET" else None,
         reduce_only=payload.get("reduceOnly", payload.get("reduce_only")) is True,
         client_order_id=client_order_id(route, payload, signal_id),
+        product=payload["product"] if isinstance(payload.get("product"), str) else product,
     )
 
 
@@ -150,7 +151,9 @@ class SchemaCheck:
         if error is not None:
             log.info("Processing %s Signal: %s", self.route.label, _summary(signal.payload))
             raise Rejection(describe(error), status=400, code="invalid_payload")
-        signal = signal.replace(payload=payload, order=_order_of(payload, signal.id, self.route.name))
+        signal = signal.replace(
+            payload=payload, order=_order_of(payload, signal.id, self.route.name, self.route.product)
+        )
         log.info("Processing %s Signal: %s", self.route.label, signal.require_order().describe())
         return signal
 
