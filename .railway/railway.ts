@@ -18,7 +18,7 @@ export default defineRailway((ctx) =>
       service("ordergate", {
         source: github("YOUR_GITHUB_USER/ordergate", { branch: "main" }), // your fork
         start: "python -m ordergate serve", // listens on $PORT, which Railway injects
-        healthcheck: "/healthz",
+        healthcheck: "/readyz",
         healthcheckTimeout: 120,
         replicas: 1,
         deploy: {

@@ -16,9 +16,12 @@ from typing import Any, NoReturn
 import falcon
 from sqlalchemy.exc import SQLAlchemyError
 
+from ordergate.admin import AdminToken, MetricsResource, ReadyResource, SignalsResource
 from ordergate.auth import Gate
 from ordergate.brokers.base import Broker
 from ordergate.config import Settings, load_settings
+from ordergate.logs import signal_context
+from ordergate.metrics import Metrics
 from ordergate.pipeline.errors import BrokerError, Rejection
 from ordergate.pipeline.journal import Entry, Journal, database_url
 from ordergate.pipeline.money import dumps
@@ -126,25 +129,38 @@ def dedupe_keys(route: str, payload: dict[str, Any], received: float, window_s: 
 class WebhookResource:
     """``POST /webhook``: one signal in, one outcome out, journaled before any stage runs."""
 
-    def __init__(self, service: Service, max_body: int, journal: Journal, duplicate_wait_s: float, gate: Gate) -> None:
+    def __init__(
+        self,
+        service: Service,
+        max_body: int,
+        journal: Journal,
+        duplicate_wait_s: float,
+        gate: Gate,
+        metrics: Metrics,
+    ) -> None:
         self.service = service
         self.max_body = max_body
         self.journal = journal
         self.duplicate_wait_s = duplicate_wait_s
         self.gate = gate
+        self.metrics = metrics
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, secret: str | None = None) -> None:
+        signal_id = new_signal_id()
+        with signal_context(signal_id):  # every log line of this signal carries its id
+            self._handle(req, resp, signal_id, secret)
+
+    def _handle(self, req: falcon.Request, resp: falcon.Response, signal_id: str, secret: str | None) -> None:
         received = time.time()
         client = self.gate.client_address(req.remote_addr, req.get_header("X-Forwarded-For"))
         if not self.gate.address_ok(client) or (secret is not None and not self.gate.secret_ok({}, secret)):
-            self._unauthorized(new_signal_id(), client)
+            self._unauthorized(signal_id, client)
         if req.content_length is not None and req.content_length > self.max_body:
             raise falcon.HTTPContentTooLarge(description=f"Body over {self.max_body} bytes")
         raw = req.bounded_stream.read(self.max_body + 1)
         if len(raw) > self.max_body:
             raise falcon.HTTPContentTooLarge(description=f"Body over {self.max_body} bytes")
         payload = parse_body(raw)
-        signal_id = new_signal_id()
         if secret is None and not self.gate.secret_ok(payload, None):
             self._unauthorized(signal_id, client)
         broker = payload.get("broker")
@@ -177,17 +193,20 @@ class WebhookResource:
         outcome = runner.run(signal)
         body = outcome.body()
         self._finish(outcome, body)
+        self.metrics.observe(outcome)
         self._answer(resp, outcome.http_status, body)
 
     def _unauthorized(self, signal_id: str, client: str | None) -> NoReturn:
         """401, journaled without the payload (it may hold a guessed secret)."""
         log.warning("Unauthorized signal from %s", client or "unknown address")
         body = {"success": False, "error": "Unauthorized", "signalId": signal_id}
+        self.metrics.count("?", "unauthorized")
         self.journal.record(signal_id, "?", "unauthorized", 401, body)
         raise Rejection("Unauthorized", status=401, code="unauthorized")
 
     def _refuse(self, signal_id: str, route: str, rejection: Rejection) -> NoReturn:
         body = {"success": False, "error": rejection.reason, "code": rejection.code, "signalId": signal_id}
+        self.metrics.count("?", "rejected", stage="route", reason=rejection.code or "invalid")
         self.journal.record(signal_id, route, "rejected", rejection.status, body)
         raise rejection
 
@@ -199,6 +218,7 @@ class WebhookResource:
             self._answer(resp, 202, body)
             return
         log.info("Duplicate of signal %s: answering its outcome, placing nothing", entry.id)
+        self.metrics.count(entry.route, "duplicate")
         self._answer(resp, 200, {**entry.response, "duplicate": True})
 
     def _finish(self, outcome: Outcome, body: dict[str, Any]) -> None:
@@ -275,6 +295,7 @@ class OrdergateApp(falcon.App):  # type: ignore[type-arg]
         super().__init__(cors_enable=False)
         self.service = service
         self.journal = journal
+        self.metrics = Metrics()
 
     def start_reconciler(self, every_s: float = 60, older_than_s: float = 120) -> threading.Event:
         """Settle, in the background, signals in flight for over ``older_than_s``.
@@ -318,10 +339,17 @@ def create_app(
     gate = Gate(auth["secret"], auth["allow_ips"], auth["trusted_proxies"])
     if not gate.enabled:
         log.warning("WEBHOOK_SECRET is not set: anyone who finds this URL can send signals")
-    webhook = WebhookResource(service, settings.data["server"]["max_body_bytes"], journal, wait, gate)
+    metrics = app.metrics
+    webhook = WebhookResource(service, settings.data["server"]["max_body_bytes"], journal, wait, gate, metrics)
     app.add_route("/webhook", webhook)
     app.add_route("/webhook/{secret}", webhook)
     app.add_route("/healthz", HealthResource(service))
+    admin = AdminToken(auth["admin_token"])
+    app.add_route("/readyz", ReadyResource(service, journal))
+    app.add_route("/metrics", MetricsResource(metrics, admin))
+    history = SignalsResource(journal, admin)
+    app.add_route("/signals", history)
+    app.add_route("/signals/{signal_id}", history, suffix="one")
     _add_broker_logins(app, service, journal)
     app.add_error_handler(Exception, _unexpected)
     app.add_error_handler(falcon.HTTPError, _http_error)
@@ -348,7 +376,7 @@ def get_app() -> OrdergateApp:
     """The app for ``waitress-serve --call ordergate.app:get_app``: config from the environment."""
     from ordergate.logs import configure_logging
 
-    configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
+    configure_logging(os.environ.get("LOG_LEVEL", "INFO"), os.environ.get("LOG_FORMAT", "text"))
     settings = load_settings()
     app = create_app(settings)
     app.start_reconciler()

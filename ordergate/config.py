@@ -191,6 +191,8 @@ SCHEMA: dict[str, Any] = {
         "schema": {
             "secret": {"type": "string", "nullable": True, "default": None},
             "required": {"type": "boolean", "default": False},
+            # Bearer token of the signal history API (off without it) and of /metrics
+            "admin_token": {"type": "string", "nullable": True, "default": None},
             "allow_ips": {"type": "list", "schema": {"type": "string"}, "default": []},
             "trusted_proxies": {"type": "list", "schema": {"type": "string"}, "default": []},
         },

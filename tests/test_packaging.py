@@ -28,11 +28,11 @@ def test_deploy_files_start_the_service_and_check_health() -> None:
     assert "$PORT" in procfile
     assert "--call ordergate.app:get_app" in procfile
     deploy = json.loads((ROOT / "railway.json").read_text())["deploy"]
-    assert deploy["healthcheckPath"] == "/healthz"
+    assert deploy["healthcheckPath"] == "/readyz"
     assert deploy["restartPolicyType"] == "ON_FAILURE"
     assert deploy["startCommand"] == "python -m ordergate serve"
     railway_ts = (ROOT / ".railway" / "railway.ts").read_text()
-    assert 'healthcheck: "/healthz"' in railway_ts
+    assert 'healthcheck: "/readyz"' in railway_ts
     assert 'start: "python -m ordergate serve"' in railway_ts
 
 

@@ -403,6 +403,11 @@ class CcxtBroker:
     def session_error(self) -> BrokerError | None:
         return None  # API keys do not expire by the day
 
+    @property
+    def markets_ready(self) -> bool:
+        """The exchange's markets are loaded (``/readyz``): until then every symbol is unknown."""
+        return bool(self._markets)
+
     def market(self, symbol: str) -> Market | None:
         if not self._markets:
             raise BrokerUnavailable(f"Markets for {self.name} are not loaded yet", broker=self.name)

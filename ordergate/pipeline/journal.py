@@ -93,6 +93,7 @@ class Entry:
     client_order_id: str | None
     broker_order_id: str | None
     trace: list[dict[str, Any]] | None
+    completed_at: float | None = None
 
     @classmethod
     def of(cls, row: Any) -> Entry:
@@ -107,6 +108,7 @@ class Entry:
             client_order_id=row.client_order_id,
             broker_order_id=row.broker_order_id,
             trace=json.loads(row.trace) if row.trace else None,
+            completed_at=row.completed_at,
         )
 
 
@@ -265,11 +267,27 @@ class Journal:
             rows = conn.execute(sa.select(signals).where(signals.c.status == IN_FLIGHT)).all()
         return [Entry.of(row) for row in rows]
 
-    def entries(self, limit: int = 100) -> Iterator[Entry]:
+    def entries(
+        self,
+        limit: int = 100,
+        *,
+        status: str | None = None,
+        route: str | None = None,
+        since: float | None = None,
+    ) -> Iterator[Entry]:
+        """The newest signals first; ``status``/``route`` filter, ``since`` keeps those received after it."""
+        query = sa.select(signals)
+        if status is not None:
+            query = query.where(signals.c.status == status)
+        if route is not None:
+            query = query.where(signals.c.route == route)
+        if since is not None:
+            query = query.where(signals.c.received_at > since)
+        query = query.order_by(signals.c.received_at.desc(), signals.c.id.desc()).limit(limit)
         with self.engine.connect() as conn:
-            query = sa.select(signals).order_by(signals.c.received_at.desc()).limit(limit)
-            for row in conn.execute(query):
-                yield Entry.of(row)
+            rows = conn.execute(query).all()
+        for row in rows:
+            yield Entry.of(row)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, record: Any) -> None:
