@@ -1,14 +1,16 @@
-"""``ordergate serve | check``."""
+"""``ordergate serve | check | send | signals | replay``."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TextIO
 
-from ordergate.config import load_settings
+from ordergate.config import Settings, load_settings
 from ordergate.pipeline.errors import ConfigError
 from ordergate.pipeline.registry import build_service
 
@@ -36,7 +38,7 @@ def _serve(args: argparse.Namespace) -> int:
     from ordergate.logs import configure_logging
     from ordergate.server import GracefulServer, drain_seconds
 
-    configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
+    configure_logging(os.environ.get("LOG_LEVEL", "INFO"), os.environ.get("LOG_FORMAT", "text"))
     settings = load_settings(args.env, args.config_dir)
     app = create_app(settings)
     app.start_reconciler()
@@ -50,7 +52,99 @@ def _serve(args: argparse.Namespace) -> int:
         "ordergate serving on http://%s:%s (environment %s; routes %s)", host, server.port, settings.environment, routes
     )
     server.serve(drain_seconds())
+    from ordergate.notifications import shutdown
+
+    if not shutdown(timeout=3.0):  # what is still queued gets a moment, within Railway's window
+        log.warning("Some notifications were not sent before exit")
     return 0
+
+
+def _send(args: argparse.Namespace) -> int:
+    from ordergate.send import send
+
+    return send(args.signal, args.url, args.secret, args.timeout)
+
+
+def _route_name(settings: Settings, given: str | None) -> str | None:
+    """The journal's name for ``given`` (any case, or an alias); as given when no route has it."""
+    if given is None:
+        return None
+    for name, route in settings.data["routes"].items():
+        if given.upper() in (name.upper(), *(a.upper() for a in route["aliases"])):
+            return str(name)
+    return given
+
+
+def _signals(args: argparse.Namespace) -> int:
+    from ordergate.app import open_journal
+    from ordergate.tail import Tail, follow, line
+
+    settings = load_settings(args.env, args.config_dir)
+    journal = open_journal(settings)
+    try:
+        tail = Tail(journal, status=args.status, route=_route_name(settings, args.route))
+        for entry in tail.latest(args.limit):
+            print(line(entry), flush=True)
+        if args.follow:
+            with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how following ends
+                follow(tail, sys.stdout)
+    finally:
+        journal.close()
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from ordergate.replay import Replay, UnreadableFile, read_items, render, without_rate_limits
+
+    if not args.dry_run:
+        print("ordergate replay: only dry runs are supported for now: add --dry-run", file=sys.stderr)
+        return 2
+    settings = load_settings(args.env, args.config_dir)
+    if not args.rate_limit:  # a replay runs in seconds: per-minute limits would refuse most of it
+        without_rate_limits(settings)
+    try:
+        items = read_items(args.file)
+    except UnreadableFile as exc:
+        print(f"ordergate replay: {exc}", file=sys.stderr)
+        return 2
+    replay = Replay(settings, as_sent=args.as_sent)
+    when = "as sent" if args.as_sent else "as of now"
+    print(
+        f"Replaying {len(items):,} signals from {args.file} on paper brokers"
+        f" (environment {settings.environment}, {when}; dry run: nothing journaled, nothing sent)",
+        flush=True,
+    )
+    tally = replay.run(items, _progress(sys.stderr) if len(items) >= PROGRESS_EVERY else None)
+    print(render(tally))
+    return 0
+
+
+PROGRESS_EVERY = 1000
+
+
+def _progress(stream: TextIO) -> Callable[[int, int], None]:
+    """A percentage line rewritten in place on a terminal; a plain line per 1,000 otherwise."""
+    tty = stream.isatty()
+
+    def report(done: int, total: int) -> None:
+        if done % PROGRESS_EVERY and done != total:
+            return
+        if tty:
+            end = "\n" if done == total else ""
+            print(f"\r  {done:,}/{total:,} ({done * 100 // total}%)", end=end, file=stream, flush=True)
+        elif done % PROGRESS_EVERY == 0:
+            print(f"  replayed {done:,} of {total:,}", file=stream, flush=True)
+
+    return report
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "check": _check,
+    "serve": _serve,
+    "send": _send,
+    "signals": _signals,
+    "replay": _replay,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -62,9 +156,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--host", help="address to listen on (default from config: 0.0.0.0)")
     serve.add_argument("--port", type=int, help="port (default: $PORT, then 8080)")
     commands.add_parser("check", help="validate the configuration and print every route's chain")
+    send = commands.add_parser("send", help="post a signal to a running ordergate and show its answer and trace")
+    send.add_argument("signal", nargs="?", help="a JSON file, inline JSON, or - for stdin (the default)")
+    send.add_argument("--url", help="the webhook (default: http://127.0.0.1:$PORT/webhook, PORT 8080)")
+    send.add_argument("--secret", help="the passphrase to add when the signal has none (default: $WEBHOOK_SECRET)")
+    send.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the answer (default 10)")
+    signals = commands.add_parser("signals", help="the latest signals in the journal, oldest first")
+    signals.add_argument("-f", "--follow", action="store_true", help="keep showing new signals until Ctrl-C")
+    signals.add_argument("-n", "--limit", type=int, default=20, help="how many to show first (default 20)")
+    signals.add_argument("--status", help="only this status: received, filled, open, rejected, error, ...")
+    signals.add_argument("--route", help="only this route (any case, or an alias)")
+    replay = commands.add_parser(
+        "replay",
+        help="run recorded signals through the chains on paper brokers",
+        description="Run recorded signals (JSON Lines, or a JSON array) through the configured chains with a "
+        "paper broker standing in for every real one. Signals are evaluated as of now: a route's max_age_s "
+        "refuses recorded signals whose time is older (see --as-sent), market_hours judges the current time. "
+        "Nothing is journaled and no notification is sent.",
+    )
+    replay.add_argument("file", help="the signals: one JSON payload per line, or a JSON array")
+    replay.add_argument("--dry-run", action="store_true", help="required: simulate on paper, contact nothing")
+    replay.add_argument("--as-sent", action="store_true", help="receive each signal at its own time field")
+    replay.add_argument(
+        "--rate-limit",
+        action="store_true",
+        help="keep max_orders_per_minute (counted in real time: a replay that runs in seconds meets it at once)",
+    )
     args = parser.parse_args(argv)
     try:
-        return _check(args) if args.command == "check" else _serve(args)
+        return COMMANDS[args.command](args)
     except ConfigError as exc:
         print(f"ordergate: configuration error: {exc}", file=sys.stderr)
         return 2
