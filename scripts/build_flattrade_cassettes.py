@@ -219,6 +219,11 @@ def cassettes() -> dict[str, list[dict[str, Any]]]:
             place("ft-absent"),
             history("ft-absent", "COMPLETE"),
         ],
+        "test_a_session_that_expires_after_placing_still_answers_the_order": [
+            *first,
+            place("ft-late-expiry"),
+            call("SingleOrdHist", {"uid": USER, "norenordno": ORDER_NO}, body("session_expired")),
+        ],
         "test_the_login_callback_stores_a_token_that_signals_use": [
             token_exchange(),
             *first,

@@ -559,7 +559,9 @@ class FlatTradeBroker:
             try:
                 answer = self._call("SingleOrdHist", {"uid": self.user_id, "norenordno": order_no})
             except BrokerUnavailable:
-                answer = None  # accepted is all we know; the order book will tell later
+                answer = None  # the order exists: "accepted" is all we know for now
+            except BrokerAuthError:
+                break  # the session ended after placing: the order stands, answered as accepted
             if isinstance(answer, list) and answer and isinstance(answer[0], dict):
                 row = answer[0]  # the newest state comes first
                 status = _status(row)

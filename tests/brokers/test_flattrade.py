@@ -235,6 +235,16 @@ def test_a_lost_answer_absent_twice_is_sent_once_more(flattrade: Any) -> None:
 
 
 @pytest.mark.vcr
+def test_a_session_that_expires_after_placing_still_answers_the_order(flattrade: Any) -> None:
+    ft = flattrade()
+    status, body, calls = ft.send(id="ft-late-expiry")
+    assert status == 200, body  # the order exists: never answered as a failure
+    assert (body["orderId"], body["status"]) == (ORDER_NO, "NEW")
+    assert ft.routes(calls) == [*FIRST, "PlaceOrder", "SingleOrdHist"]
+    assert ft.send(id="ft-after")[1]["error"] == SESSION_EXPIRED  # and the next signal asks for a login
+
+
+@pytest.mark.vcr
 def test_the_login_callback_stores_a_token_that_signals_use(flattrade: Any) -> None:
     ft = flattrade(token=None)
     assert ft.send(id="ft-before")[1]["error"] == SESSION_EXPIRED
