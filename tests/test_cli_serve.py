@@ -45,21 +45,36 @@ def wait_healthy(port: int, process: subprocess.Popen[str], deadline: float = 30
     raise AssertionError("server did not become healthy")
 
 
-def test_serve_reads_port_serves_the_seed_and_stops_on_sigterm(tmp_path: Path) -> None:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("ORDERGATE_ENV", "ORDERGATE_CONFIG_DIR")}
-    env["PORT"] = str(port)
-    env["ORDERGATE_DB"] = str(tmp_path / "journal.db")
+# What the developer's shell may set that would change a served process's behaviour.
+_OWN_VARIABLES = ("ORDERGATE_", "FLATTRADE_", "BINANCE_", "WEBHOOK_SECRET", "LOG_FORMAT", "LIVE_TRADING")
+
+
+def start_serve(port: int, *options: str, **environ: str) -> subprocess.Popen[str]:
+    """``python -m ordergate [options] serve`` on ``port`` with a clean environment plus ``environ``,
+    once it answers /healthz. Its stderr (the log) is piped; the caller stops it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_OWN_VARIABLES) and not k.upper().endswith("_PROXY")}
+    env.update(environ, PORT=str(port))
     process = subprocess.Popen(
-        [sys.executable, "-m", "ordergate", "serve", "--host", "127.0.0.1"],
+        [sys.executable, "-m", "ordergate", *options, "serve", "--host", "127.0.0.1"],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
         wait_healthy(port, process)
+    except BaseException:
+        process.kill()
+        process.communicate()
+        raise
+    return process
+
+
+def test_serve_reads_port_serves_the_seed_and_stops_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    process = start_serve(port, ORDERGATE_DB=str(tmp_path / "journal.db"))
+    try:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         conn.request("POST", "/webhook", body=raw_json(SEED_ORDERS[0]), headers={"Content-Type": "text/plain"})
         answer = conn.getresponse()
@@ -134,20 +149,13 @@ def test_sigterm_lets_the_signal_in_flight_finish_then_refuses_new_ones(tmp_path
     slow = "    - schema: {file: signal.schema.json}\n    - tests.slow_stage:SlowStage: {seconds: 1.5}\n"
     (config / "ordergate.yaml").write_text(text.replace("    - schema: {file: signal.schema.json}\n", slow, 1))
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "ORDERGATE_ENV"}
-    env.update(
-        PORT=str(port),
+    process = start_serve(
+        port,
+        "--config-dir",
+        str(config),
         RAILWAY_DEPLOYMENT_DRAINING_SECONDS="10",
         PYTHONPATH=str(ROOT),
         ORDERGATE_DB=str(tmp_path / "journal.db"),
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ordergate", "--config-dir", str(config), "serve", "--host", "127.0.0.1"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
     )
     answers: list[tuple[int, dict[str, object]]] = []
 
@@ -161,7 +169,6 @@ def test_sigterm_lets_the_signal_in_flight_finish_then_refuses_new_ones(tmp_path
             conn.close()
 
     try:
-        wait_healthy(port, process)
         in_flight = threading.Thread(target=post)
         in_flight.start()
         time.sleep(0.5)  # the signal is inside the slow stage now

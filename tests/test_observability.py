@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,8 +14,8 @@ from falcon import testing
 
 from ordergate.app import OrdergateApp, create_app
 from ordergate.config import Settings, load_settings
-from tests.conftest import CONFIG_DIR, ROOT, SEED_ERRORS, SEED_ORDERS
-from tests.test_cli_serve import free_port, wait_healthy
+from tests.conftest import CONFIG_DIR, SEED_ERRORS, SEED_ORDERS
+from tests.test_cli_serve import free_port, start_serve
 
 TOKEN = "admin-token-not-a-secret"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
@@ -144,22 +141,8 @@ def test_readyz_reports_an_expired_broker_login_without_failing(tmp_path: Path) 
 
 def test_json_logs_carry_the_signal_id_on_every_line(tmp_path: Path) -> None:
     port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if k not in ("ORDERGATE_ENV", "LOG_FORMAT")},
-        "LOG_FORMAT": "json",
-        "PORT": str(port),
-        "ORDERGATE_DB": str(tmp_path / "j.db"),
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ordergate", "serve", "--host", "127.0.0.1"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_serve(port, LOG_FORMAT="json", ORDERGATE_DB=str(tmp_path / "j.db"))
     try:
-        wait_healthy(port, process)
         answers: list[dict[str, Any]] = []
         for payload in (SEED_ORDERS[0], SEED_ERRORS[0][0]):
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)

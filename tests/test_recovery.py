@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from decimal import Decimal
@@ -24,8 +22,8 @@ from ordergate.pipeline.journal import Journal
 from ordergate.pipeline.recovery import INTERRUPTED
 from ordergate.pipeline.signal import Order
 from ordergate.stages.schema import client_order_id
-from tests.conftest import ROOT, SEED_ORDERS
-from tests.test_cli_serve import free_port, wait_healthy
+from tests.conftest import SEED_ORDERS
+from tests.test_cli_serve import free_port, start_serve
 
 
 @pytest.fixture
@@ -79,18 +77,7 @@ def test_restart_settles_in_flight_signals_from_the_broker(app: OrdergateApp, se
 
 
 def start(port: int, db: Path) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if k != "ORDERGATE_ENV"}
-    env.update(PORT=str(port), ORDERGATE_DB=str(db))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ordergate", "serve", "--host", "127.0.0.1"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    wait_healthy(port, process)
-    return process
+    return start_serve(port, ORDERGATE_DB=str(db))
 
 
 def test_kill_9_during_a_burst_of_100_loses_no_answered_signal(tmp_path: Path) -> None:

@@ -23,11 +23,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote_plus, urlencode
 
 import requests
@@ -42,11 +42,9 @@ from ordergate.pipeline.errors import (
     OrderOutcomeUnknown,
     Rejection,
 )
+from ordergate.pipeline.journal import Journal, Session
 from ordergate.pipeline.money import ZERO, plain
 from ordergate.pipeline.signal import Market, MarketType, Order, Placement, Side
-
-if TYPE_CHECKING:
-    from ordergate.pipeline.journal import Journal
 
 log = logging.getLogger("ordergate")
 
@@ -295,8 +293,6 @@ class FlatTradeBroker:
         now = time.time()
         expires = next_expiry(now)
         if self._store is not None:
-            from ordergate.pipeline.journal import Session
-
             self._store.save_session(self.name, Session(str(token), now, expires))
         with self._lock:
             self._stored, self._stored_read = (str(token), expires), time.monotonic()
@@ -625,6 +621,4 @@ def _status(row: dict[str, Any]) -> str:
 
 
 def _with_note(placement: Placement, note: str) -> Placement:
-    from dataclasses import replace
-
     return replace(placement, notes=(*placement.notes, note))

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 from collections import defaultdict, deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,7 +23,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from tests.conftest import ROOT
-from tests.test_cli_serve import free_port, wait_healthy
+from tests.test_cli_serve import free_port, start_serve
 
 CASSETTE = (
     Path(__file__).parent / "cassettes" / "test_flattrade" / "test_the_seed_market_order_becomes_a_protected_limit.yaml"
@@ -77,14 +74,13 @@ def test_live_places_the_seed_flattrade_order_at_a_norenoms_server_through_the_p
         live.write("\n# this test runs at any hour: the session hours are tested on their own\n")
         live.write("stages: {market_hours: {enabled: false}}\n")
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.upper().endswith("_PROXY") and not k.startswith("FLATTRADE")}
-    env.update(
+    process = start_serve(
+        port,
         ORDERGATE_ENV="live",
         LIVE_TRADING="yes",
         WEBHOOK_SECRET=SECRET,
         ORDERGATE_CONFIG_DIR=str(config),
         ORDERGATE_DB=str(tmp_path / "journal.db"),
-        PORT=str(port),
         FLATTRADE_API_URL="http://noren.test/PiConnectAPI",
         FLATTRADE_AUTH_URL="http://noren.test/trade",
         FLATTRADE_USER_ID="FT012345",
@@ -92,16 +88,7 @@ def test_live_places_the_seed_flattrade_order_at_a_norenoms_server_through_the_p
         HTTP_PROXY=f"http://127.0.0.1:{proxy.server_address[1]}",
         NO_PROXY="127.0.0.1,localhost",
     )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ordergate", "serve", "--host", "127.0.0.1"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
     try:
-        wait_healthy(port, process)
         seed = {"broker": "FLATTRADE", "symbol": "CIPLA", "side": "buy", "quantity": 10, "type": "MARKET"}
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
         conn.request("POST", "/webhook", body=json.dumps({**seed, "id": "ft-seed", "passphrase": SECRET}))
