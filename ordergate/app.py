@@ -23,11 +23,11 @@ from ordergate.config import Settings, load_settings
 from ordergate.logs import signal_context
 from ordergate.metrics import Metrics
 from ordergate.pipeline.errors import BrokerError, Rejection
-from ordergate.pipeline.journal import Entry, Journal, database_url
+from ordergate.pipeline.journal import UNKNOWN, Entry, Journal, database_url
 from ordergate.pipeline.money import dumps
 from ordergate.pipeline.recovery import reconcile
 from ordergate.pipeline.registry import Service, build_service
-from ordergate.pipeline.runner import Outcome
+from ordergate.pipeline.runner import Outcome, Runner
 from ordergate.pipeline.signal import Signal
 from ordergate.stages.schema import given_id
 
@@ -177,24 +177,37 @@ class WebhookResource:
         if key is None and window:
             key, previous_key = dedupe_keys(route, payload, received, window)
             previous = self.journal.find_by_key(previous_key)
-            if previous is not None and received - previous.received_at < window:
-                self._duplicate(resp, previous)
+            if previous is not None and received - previous.received_at < window and not previous.retryable:
+                self._repeat(resp, previous)
                 return
-        try:
-            first = self.journal.claim(signal_id, route, without_secrets(payload), key, received)
-        except SQLAlchemyError:
-            # Nothing was placed and nothing recorded: 503, so TradingView's retry is safe.
-            log.exception("Journal unavailable: signal %s refused before any stage", signal_id)
-            raise falcon.HTTPServiceUnavailable(description="Journal unavailable: try again shortly") from None
-        if first is not None:
-            self._duplicate(resp, first)
-            return
-        signal = Signal(id=signal_id, route=route, payload=payload, received_at=received)
-        outcome = runner.run(signal)
+        payload_kept = without_secrets(payload)
+        holder: Entry | None = None
+        for _ in range(3):  # a copy that waited for a retryable outcome tries to run it again
+            try:
+                holder = self.journal.claim(signal_id, route, payload_kept, key, received)
+            except SQLAlchemyError:
+                # Nothing was placed and nothing recorded: 503, so TradingView's retry is safe.
+                log.exception("Journal unavailable: signal %s refused before any stage", signal_id)
+                raise falcon.HTTPServiceUnavailable(description="Journal unavailable: try again shortly") from None
+            if holder is None:
+                self._run(resp, runner, Signal(id=signal_id, route=route, payload=payload, received_at=received))
+                return
+            holder = self.journal.wait_finished(holder.id, self.duplicate_wait_s) or holder
+            if not holder.retryable:
+                break
+        assert holder is not None
+        self._repeat(resp, holder)
+
+    def _run(self, resp: falcon.Response, runner: Runner, signal: Signal) -> None:
+        """This request owns the signal's id: run the chain, record the outcome, answer it."""
+        outcome = runner.run(signal, placing=self._placing)
         body = outcome.body()
         self._finish(outcome, body)
         self.metrics.observe(outcome)
         self._answer(resp, outcome.http_status, body)
+
+    def _placing(self, signal: Signal) -> None:
+        self.journal.placing(signal.id, signal.require_order().client_order_id)
 
     def _unauthorized(self, signal_id: str, client: str | None) -> NoReturn:
         """401, journaled without the payload (it may hold a guessed secret)."""
@@ -210,16 +223,30 @@ class WebhookResource:
         self.journal.record(signal_id, route, "rejected", rejection.status, body)
         raise rejection
 
-    def _duplicate(self, resp: falcon.Response, first: Entry) -> None:
-        """A repeat of a signal id: the first outcome (waiting for it if still in flight)."""
-        entry = self.journal.wait_finished(first.id, self.duplicate_wait_s) or first
-        if entry.response is None:
-            body = {"success": False, "duplicate": True, "status": "in progress", "signalId": entry.id}
+    def _repeat(self, resp: falcon.Response, first: Entry) -> None:
+        """A repeat of a signal id that another request owns: its outcome, or 202 while it has none.
+
+        A final outcome is answered 200 with ``"duplicate": true``; a pending one (in flight, or
+        unknown until the reconciler settles it) 202, placing nothing. A retryable one reaches
+        here only when other copies kept taking the id over: its own 5xx, so the sender retries.
+        """
+        self.metrics.count(first.route, "duplicate")
+        if first.pending or first.response is None:
+            body = {
+                **(first.response or {}),
+                "success": False,
+                "duplicate": True,
+                "status": "unknown" if first.status == UNKNOWN else "in progress",
+                "signalId": first.id,
+            }
+            if first.client_order_id:
+                body["clientOrderId"] = first.client_order_id
+            log.info("Repeat of signal %s, still %s: placing nothing", first.id, first.status)
             self._answer(resp, 202, body)
             return
-        log.info("Duplicate of signal %s: answering its outcome, placing nothing", entry.id)
-        self.metrics.count(entry.route, "duplicate")
-        self._answer(resp, 200, {**entry.response, "duplicate": True})
+        log.info("Duplicate of signal %s: answering its outcome, placing nothing", first.id)
+        status = first.http_status if first.retryable and first.http_status else 200
+        self._answer(resp, status, {**first.response, "duplicate": True})
 
     def _finish(self, outcome: Outcome, body: dict[str, Any]) -> None:
         order = outcome.signal.order
@@ -297,21 +324,41 @@ class OrdergateApp(falcon.App):  # type: ignore[type-arg]
         self.journal = journal
         self.metrics = Metrics()
 
-    def start_reconciler(self, every_s: float = 60, older_than_s: float = 120) -> threading.Event:
-        """Settle, in the background, signals in flight for over ``older_than_s``.
+    def reconcile(self, older_than_s: float) -> int:
+        """Settle unknown orders, and signals in flight for over ``older_than_s`` (see recovery)."""
+        absent_after_s = float(self.service.settings.data["journal"]["absent_after_s"])
+        return reconcile(
+            self.journal,
+            self.service,
+            older_than_s=older_than_s,
+            absent_after_s=absent_after_s,
+            observe=self.observe_settlement,
+        )
 
-        Startup settles what this process's own crash left; this catches what a replica that
-        died left in a shared PostgreSQL journal, without waiting for some replica to restart.
-        Setting the returned event stops it.
+    def observe_settlement(self, outcome: Outcome) -> None:
+        """An order found at the broker after the answer: notify and count it as any outcome."""
+        self.metrics.settled(outcome)
+        runner = self.service.runners.get(outcome.route.name)
+        if runner is not None:
+            runner.observe(outcome)
+
+    def start_reconciler(self, every_s: float | None = None, older_than_s: float = 120) -> threading.Event:
+        """Settle, in the background, unknown orders and signals in flight for over ``older_than_s``.
+
+        Startup settles what this process's own crash left; this settles unknown orders as soon
+        as the broker can say, and what a replica that died left in a shared PostgreSQL journal,
+        without waiting for some replica to restart. Setting the returned event stops it.
         """
+        if every_s is None:
+            every_s = float(self.service.settings.data["journal"]["reconcile_every_s"])
         stop = threading.Event()
 
         def loop() -> None:
             while not stop.wait(every_s):
                 try:
-                    reconcile(self.journal, self.service, older_than_s=older_than_s)
+                    self.reconcile(older_than_s)
                 except Exception:
-                    log.exception("Reconciling in-flight signals failed; trying again in %.0f s", every_s)
+                    log.exception("Reconciling unsettled signals failed; trying again in %.0f s", every_s)
 
         threading.Thread(target=loop, name="reconciler", daemon=True).start()
         return stop
@@ -329,10 +376,10 @@ def create_app(
     """Build the WSGI app from validated settings; ``brokers`` replaces configured ones by name."""
     journal = journal or open_journal(settings)
     service = build_service(settings, brokers, journal.account_lock)
+    app = OrdergateApp(service, journal)
     # A single process owns a SQLite journal: whatever it left in flight was cut off by a crash.
     # Replicas sharing PostgreSQL only settle what has been in flight for a minute.
-    reconcile(journal, service, older_than_s=0 if journal.engine.dialect.name == "sqlite" else 60)
-    app = OrdergateApp(service, journal)
+    app.reconcile(older_than_s=0 if journal.engine.dialect.name == "sqlite" else 60)
     app.req_options.strip_url_path_trailing_slash = True
     wait = float(settings.data["journal"]["duplicate_wait_s"])
     auth = settings.data["auth"]

@@ -204,7 +204,13 @@ SCHEMA: dict[str, Any] = {
         "schema": {
             "path": {"type": "string", "default": "data/ordergate.db"},  # SQLite, unless url is set
             "url": {"type": "string", "nullable": True, "default": None},  # DATABASE_URL: PostgreSQL
-            "duplicate_wait_s": {"type": "decimal", "min": 0, "max": 30, "default": 10},
+            # a repeat of a signal still in flight waits this long for its outcome, then answers 202
+            "duplicate_wait_s": {"type": "decimal", "min": 0, "max": 30, "default": 2},
+            # unknown orders and crashed signals are looked up at their broker this often
+            "reconcile_every_s": {"type": "decimal", "min": 1, "max": 3600, "default": 15},
+            # a sent order absent this long is taken as never placed (retryable): Binance may
+            # still execute an order seconds after its answer timed out
+            "absent_after_s": {"type": "decimal", "min": 10, "max": 86400, "default": 120},
         },
     },
     "paths": {

@@ -42,6 +42,12 @@ class Metrics:
         self.orders = Counter(
             "ordergate_orders_placed", "Orders placed, by route and broker", ["route", "broker"], registry=self.registry
         )
+        self.settlements = Counter(
+            "ordergate_settlements",
+            "Unknown or interrupted signals settled from the broker's records, by route and outcome",
+            ["route", "outcome"],
+            registry=self.registry,
+        )
         self.stage_seconds = Histogram(
             "ordergate_stage_seconds",
             "Time in each stage, by route and stage",
@@ -66,12 +72,18 @@ class Metrics:
             self.stage_seconds.labels(route, step.stage).observe(step.micros / 1_000_000)
             if step.stage == "execute":
                 self.broker_seconds.labels(outcome.route.broker.name).observe(step.micros / 1_000_000)
-        if outcome.placement is not None:
+        if outcome.placement is not None and outcome.status != "rejected":
             self.orders.labels(route, outcome.route.broker.name).inc()
         elif outcome.status in ("rejected", "error"):
             stage = outcome.failed_stage or "before chain"
             reason = (outcome.rejection.code if outcome.rejection is not None else None) or _short(outcome.reason)
             self.rejections.labels(route, stage, reason).inc()
+
+    def settled(self, outcome: Outcome) -> None:
+        """Count an order found at the broker after its signal was answered (unknown, or cut off)."""
+        self.settlements.labels(outcome.route.name, outcome.status).inc()
+        if outcome.placement is not None and outcome.status != "rejected":
+            self.orders.labels(outcome.route.name, outcome.route.broker.name).inc()
 
     def count(self, route: str, outcome: str, *, stage: str | None = None, reason: str | None = None) -> None:
         """Count a signal refused before any chain ran (unauthorized, unknown broker, duplicate)."""

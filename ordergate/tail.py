@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from ordergate.pipeline.journal import IN_FLIGHT, Entry, Journal
+from ordergate.pipeline.journal import PENDING, RUNNING, Entry, Journal
 
 LOOKBACK_S = 5.0
 POLL_ROWS = 10_000
@@ -35,7 +35,7 @@ def order_of(payload: Mapping[str, Any] | None) -> str:
 def result_of(entry: Entry) -> str:
     if entry.broker_order_id:
         return f"order {entry.broker_order_id}"
-    if entry.status == IN_FLIGHT:
+    if entry.status in RUNNING:
         return "in flight"
     response = entry.response or {}
     error = response.get("error")
@@ -61,7 +61,7 @@ class Tail:
         self.route = route
         self.since: float | None = None  # the newest received_at seen, all statuses
         self.seen: dict[str, float] = {}  # ids within LOOKBACK_S of since -> received_at
-        self.pending: set[str] = set()  # ids seen in flight, waiting for their outcome
+        self.pending: dict[str, str] = {}  # ids seen unsettled -> the status last shown
 
     def wanted(self, entry: Entry) -> bool:
         return self.status is None or entry.status == self.status
@@ -75,20 +75,23 @@ class Tail:
             self.since = newest.received_at
             for entry in self.journal.entries(POLL_ROWS, route=self.route, since=self.since - LOOKBACK_S):
                 self._see(entry)
-        for entry in [*shown, *self.journal.in_flight()]:
+        for entry in [*shown, *self.journal.unsettled()]:
             if self.route is None or entry.route == self.route:
                 self._see(entry)
         return shown
 
     def poll(self) -> list[Entry]:
-        """Rows that finished since the last poll (were in flight), then rows new since then."""
+        """Unsettled rows whose status changed since the last poll (an answer, a settlement),
+        then rows new since then."""
         found: list[Entry] = []
-        for signal_id in sorted(self.pending):
+        for signal_id, shown in sorted(self.pending.items()):
             entry = self.journal.get(signal_id)
-            if entry is None or entry.status != IN_FLIGHT:
-                self.pending.discard(signal_id)
-                if entry is not None and self.wanted(entry):
-                    found.append(entry)
+            if entry is None or entry.status not in PENDING:
+                del self.pending[signal_id]
+            elif entry.status != shown:
+                self.pending[signal_id] = entry.status
+            if entry is not None and entry.status != shown and self.wanted(entry):
+                found.append(entry)
         since = None if self.since is None else self.since - LOOKBACK_S
         fresh = list(self.journal.entries(POLL_ROWS, route=self.route, since=since))
         for entry in reversed(fresh):
@@ -104,8 +107,8 @@ class Tail:
 
     def _see(self, entry: Entry) -> None:
         self.seen[entry.id] = entry.received_at
-        if entry.status == IN_FLIGHT:
-            self.pending.add(entry.id)
+        if entry.status in PENDING:
+            self.pending[entry.id] = entry.status
         if self.since is None or entry.received_at > self.since:
             self.since = entry.received_at
 

@@ -62,6 +62,10 @@ class Broker(Protocol):
         """Look an order up by its client order id; None when the broker has no such order."""
         ...
 
+    def forget_balance(self) -> None:
+        """Drop any cached balance: an order settled outside a placement (or may have) moved it."""
+        ...
+
 
 def binance_params(order: Order, symbol: str) -> dict[str, Any]:
     """An order as Binance's ``POST /order`` names its parameters (for the seed's log line)."""

@@ -169,6 +169,9 @@ def translate(exc: BaseException, *, exchange: str = "exchange", placing: bool =
     return BrokerUnavailable(f"{name} failed: try again shortly", broker=exchange)
 
 
+# Without markets nothing can be checked: while they are missing a signal may load them, this often.
+MARKETS_RETRY_S = 2.0
+
 _RETRYABLE = (cx.NetworkError,)  # RequestTimeout and DDoSProtection are NetworkErrors
 
 
@@ -277,6 +280,9 @@ class CcxtBroker:
         self._configured: set[str] = set()  # symbols whose leverage / margin mode are set
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._markets_loading = threading.Lock()  # one on-demand load at a time
+        self._markets_tried = float("-inf")  # when a signal last tried loading missing markets
+        self.clock: Callable[[], float] = time.monotonic
 
     @classmethod
     def from_config(cls, name: str, options: dict[str, Any], *, config_dir: Path, file: str) -> CcxtBroker:
@@ -410,8 +416,23 @@ class CcxtBroker:
 
     def market(self, symbol: str) -> Market | None:
         if not self._markets:
-            raise BrokerUnavailable(f"Markets for {self.name} are not loaded yet", broker=self.name)
+            self._load_missing_markets()
         return self._markets.get(symbol.upper())
+
+    def _load_missing_markets(self) -> None:
+        """No markets yet (the exchange was down at startup): a signal tries loading them itself,
+        at most every few seconds, so TradingView's re-send after our 503 can be placed."""
+        if self._markets_loading.acquire(blocking=False):
+            try:
+                if self.clock() - self._markets_tried >= MARKETS_RETRY_S:
+                    self._markets_tried = self.clock()
+                    self.refresh_markets(attempts=1)
+            except OrdergateError as exc:
+                log.warning("Markets for %s still not loaded: %s", self.name, exc)
+            finally:
+                self._markets_loading.release()
+        if not self._markets:
+            raise BrokerUnavailable(f"Markets for {self.name} are not loaded yet", broker=self.name)
 
     def price(self, symbol: str) -> Decimal:
         cached = self._tickers.get(symbol)
@@ -441,6 +462,11 @@ class CcxtBroker:
                 cached = self._balance = _Cached(self._fetch_free(), time.monotonic())
             free: dict[str, Decimal] = cached.value
             return free.get(asset.upper(), ZERO)
+
+    def forget_balance(self) -> None:
+        """Read the balance afresh on the next check: an order may have moved it unseen."""
+        with self._lock:
+            self._balance = None
 
     def refresh_balance(self, attempts: int = 3) -> None:
         """Read the account's free balances now (the background refresh and startup use this)."""
@@ -489,7 +515,11 @@ class CcxtBroker:
         try:
             placement = self._create(order, market)
         except OrderOutcomeUnknown:
-            placement = self._recover(order, market)
+            try:
+                placement = self._recover(order, market)
+            except OrderOutcomeUnknown:
+                self.forget_balance()  # the order may have executed: never check against the old balance
+                raise
         self._after_fill(placement, market, reduce_only=order.reduce_only)
         return placement
 

@@ -436,6 +436,9 @@ class FlatTradeBroker:
     def leverage(self, symbol: str) -> Decimal:
         return Decimal(1)
 
+    def forget_balance(self) -> None:
+        """Nothing is cached: every check reads Limits (or Holdings) afresh."""
+
     def free_balance(self, asset: str) -> Decimal:
         """INR: cash + pay-in − margin used (Limits). A stock: the shares held and not yet sold."""
         if asset == "INR":

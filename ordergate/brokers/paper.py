@@ -110,6 +110,9 @@ class PaperBroker:
         with self._lock:
             return self._orders.get(client_order_id)
 
+    def forget_balance(self) -> None:
+        """Nothing is cached: the paper account is its own record."""
+
     def order_params(self, order: Order, market: Market) -> dict[str, Any]:
         return binance_params(order, market.broker_symbol or market.symbol)
 

@@ -2,15 +2,26 @@
 
 SQLite in WAL mode by default (a file; on Railway, on a volume), PostgreSQL when
 ``DATABASE_URL`` is set, so several replicas share one journal. SQLAlchemy Core, one table.
-Each signal costs two short transactions: the claim (before any stage) and the outcome
-(before the answer). The claim is also the idempotency guard: a signal's ``id`` is a unique
-key, so of many copies exactly one row is inserted and only that copy runs the chain.
+Each signal costs short transactions: the claim (before any stage), the mark that its order is
+about to be sent (``placing``), and the outcome (before the answer). The claim is also the
+idempotency guard: a signal's ``id`` is a unique key, so of many copies exactly one row holds
+it and only that copy runs the chain.
+
+An outcome is *final*, *retryable* or *pending* (DESIGN.md, "Final or retryable"):
+
+* retryable: answered 5xx, so no order can exist (a broker down, a rate limit, a crash before
+  the order was sent, an unknown order proven absent). A repeat of the id takes the key over
+  and runs the chain again, with the same client order id;
+* pending: in flight (``received``, ``placing``) or ``unknown`` (sent, result not known yet):
+  a repeat waits briefly, then answers 202 and places nothing; the reconciler settles it;
+* final: everything else (an order at the broker, a 4xx refusal): a repeat answers it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -55,7 +66,13 @@ sessions = sa.Table(
     sa.Column("expires_at", sa.Float, nullable=False),
 )
 
-IN_FLIGHT = "received"
+log = logging.getLogger("ordergate")
+
+IN_FLIGHT = "received"  # claimed; no order sent yet
+PLACING = "placing"  # the order is being sent: it may exist from here on
+UNKNOWN = "unknown"  # sent, but its outcome is not known yet
+RUNNING = (IN_FLIGHT, PLACING)  # a request is working on it right now (or a crash cut it off)
+PENDING = (*RUNNING, UNKNOWN)  # not settled: a repeat must not place anything
 
 
 @dataclass(frozen=True)
@@ -110,6 +127,16 @@ class Entry:
             trace=json.loads(row.trace) if row.trace else None,
             completed_at=row.completed_at,
         )
+
+    @property
+    def pending(self) -> bool:
+        """Not settled yet: in flight, or sent with an unknown outcome."""
+        return self.status in PENDING
+
+    @property
+    def retryable(self) -> bool:
+        """Settled with a 5xx: no order exists, so a repeat of the id may run the chain again."""
+        return not self.pending and self.http_status is not None and self.http_status >= 500
 
 
 class Journal:
@@ -176,7 +203,12 @@ class Journal:
     def claim(
         self, signal_id: str, route: str, payload: Mapping[str, Any] | None, key: str | None, received_at: float
     ) -> Entry | None:
-        """Write the signal as received. None when it is new; the first row when ``key`` was seen."""
+        """Write the signal as received. None when this request owns ``key`` now, else the row that does.
+
+        A request owns the key when it is new, or when the row that held it ended retryable (a
+        5xx): then the old row gives the key up and the new one takes it in one transaction, so
+        of many concurrent repeats exactly one runs the chain again.
+        """
         row = {
             "id": signal_id,
             "received_at": received_at,
@@ -185,17 +217,58 @@ class Journal:
             "payload": dumps(payload) if payload is not None else None,
             "status": IN_FLIGHT,
         }
-        try:
+        if key is None:
             with self.engine.begin() as conn:
                 conn.execute(signals.insert().values(**row))
-        except IntegrityError:
-            if key is None:
-                raise
-            first = self.find_by_key(key)
-            if first is None:  # the other claim rolled back in between: claim again
-                return self.claim(signal_id, route, payload, key, received_at)
-            return first
-        return None
+            return None
+        holder: Entry | None = None
+        for _ in range(5):
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(signals.insert().values(**row))
+                return None
+            except IntegrityError:
+                holder = self.find_by_key(key)
+            if holder is None:  # the other claim rolled back in between: claim again
+                continue
+            if not holder.retryable:
+                return holder
+            if self._take_over(holder, row):
+                log.info("Signal %s retries %s (its outcome was %s)", signal_id, holder.id, holder.http_status)
+                return None
+        return self.find_by_key(key) or holder  # five rounds lost to other copies: one of them holds it
+
+    def _take_over(self, holder: Entry, row: Mapping[str, Any]) -> bool:
+        """Move ``holder``'s key to a new row, if ``holder`` still has it and is still retryable."""
+        key = row["idempotency_key"]
+        released = f"{key[:250]}#retried-by:{row['id']}"  # unique, and the history keeps the link
+        with self.engine.begin() as conn:
+            moved = conn.execute(
+                signals.update()
+                .where(
+                    signals.c.id == holder.id,
+                    signals.c.idempotency_key == key,
+                    signals.c.status.not_in(PENDING),
+                    signals.c.http_status >= 500,
+                )
+                .values(idempotency_key=released)
+            )
+            if moved.rowcount != 1:
+                return False  # another copy took it first
+            conn.execute(signals.insert().values(**row))
+        return True
+
+    def placing(self, signal_id: str, client_order_id: str) -> None:
+        """Mark that the signal's order is about to be sent: from now on it may exist at the broker.
+
+        A crash before this mark left no order; after it, recovery must look the order up.
+        """
+        with self.engine.begin() as conn:
+            conn.execute(
+                signals.update()
+                .where(signals.c.id == signal_id, signals.c.status == IN_FLIGHT)
+                .values(status=PLACING, client_order_id=client_order_id)
+            )
 
     def finish(
         self,
@@ -207,22 +280,26 @@ class Journal:
         client_order_id: str | None = None,
         broker_order_id: str | int | None = None,
         trace: list[dict[str, Any]] | None = None,
-    ) -> None:
-        """Record how the signal ended."""
+        expected_status: str | None = None,
+    ) -> bool:
+        """Record how the signal ended; False when ``expected_status`` is given and the row has
+        moved on (another replica's reconciler settled it first). A missing trace keeps the row's."""
+        values: dict[str, Any] = {
+            "status": status,
+            "http_status": http_status,
+            "response": dumps(response),
+            "client_order_id": client_order_id,
+            "broker_order_id": str(broker_order_id) if broker_order_id is not None else None,
+            "completed_at": time.time(),
+        }
+        if trace is not None:
+            values["trace"] = dumps(trace)
+        query = signals.update().where(signals.c.id == signal_id)
+        if expected_status is not None:
+            query = query.where(signals.c.status == expected_status)
         with self.engine.begin() as conn:
-            conn.execute(
-                signals.update()
-                .where(signals.c.id == signal_id)
-                .values(
-                    status=status,
-                    http_status=http_status,
-                    response=dumps(response),
-                    client_order_id=client_order_id,
-                    broker_order_id=str(broker_order_id) if broker_order_id is not None else None,
-                    trace=dumps(trace) if trace is not None else None,
-                    completed_at=time.time(),
-                )
-            )
+            changed = conn.execute(query.values(**values)).rowcount
+        return bool(changed)
 
     def record(self, signal_id: str, route: str, status: str, http_status: int, response: Mapping[str, Any]) -> None:
         """One finished row in one transaction, without a payload (e.g. an unauthorized request)."""
@@ -251,20 +328,27 @@ class Journal:
         return Entry.of(row) if row is not None else None
 
     def wait_finished(self, signal_id: str, timeout_s: float) -> Entry | None:
-        """The row once it has an outcome (polling), or as it is when ``timeout_s`` runs out."""
+        """The row once its request has answered (polling), or as it is when ``timeout_s`` runs out."""
         deadline = time.monotonic() + timeout_s
         delay = 0.005
         while True:
             entry = self.get(signal_id)
-            if entry is None or entry.status != IN_FLIGHT or time.monotonic() >= deadline:
+            if entry is None or entry.status not in RUNNING or time.monotonic() >= deadline:
                 return entry
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
 
     def in_flight(self) -> list[Entry]:
-        """Signals written as received that never got an outcome: a crash cut them off."""
+        """Signals that never got an outcome: running now, or cut off by a crash."""
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(signals).where(signals.c.status == IN_FLIGHT)).all()
+            rows = conn.execute(sa.select(signals).where(signals.c.status.in_(RUNNING))).all()
+        return [Entry.of(row) for row in rows]
+
+    def unsettled(self) -> list[Entry]:
+        """Every pending row, oldest first: in flight, or sent with an unknown outcome."""
+        query = sa.select(signals).where(signals.c.status.in_(PENDING)).order_by(signals.c.received_at)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
         return [Entry.of(row) for row in rows]
 
     def entries(

@@ -1,85 +1,173 @@
-"""Crash recovery: settle signals a crash left mid-flight, from the broker's own records.
+"""Settling: every signal without a final outcome is looked up at its broker until it has one.
 
-A signal is journaled as ``received`` before any stage runs; a crash (``kill -9``, a lost
-machine) can leave it there. Its client order id is derived from what the journal holds
-(route, payload, signal id), so the order is looked up at the broker: found, the journal
-records the broker's truth; absent, it records that no order was placed. Nothing is re-sent.
+Two kinds of rows are unsettled (DESIGN.md, "Final or retryable"):
+
+* in flight (``received``, ``placing``) for longer than any request runs: a crash (``kill -9``,
+  a lost machine, a drain window that ran out) cut its request off;
+* ``unknown``: the order was sent and every answer and look-up was lost.
+
+Each is looked up by its client order id. Found, the journal records the broker's truth (a
+final outcome), the observers hear of it and the broker's cached balance is dropped. Absent, it
+depends on whether the order can still appear: a signal cut off before ``placing`` never sent
+one, so it is retryable at once; a sent one is retryable only once it has been absent for
+``absent_after_s`` (Binance may execute an order whose answer timed out seconds later), and
+stays pending (a repeat answers 202) until then. A look-up that fails decides nothing: the row
+stays for the next pass. Nothing is ever re-sent from here: a retryable signal is placed when
+TradingView (or the trader) sends it again.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ordergate.pipeline.errors import OrdergateError
-from ordergate.pipeline.journal import Entry, Journal
+from ordergate.pipeline.journal import IN_FLIGHT, PLACING, RUNNING, UNKNOWN, Entry, Journal
 from ordergate.pipeline.registry import Service
-from ordergate.pipeline.runner import placed
+from ordergate.pipeline.runner import Outcome
+from ordergate.pipeline.signal import Order, Placement, Signal
 from ordergate.stages.schema import client_order_id, normalize_symbol
 
 log = logging.getLogger("ordergate")
 
-INTERRUPTED = "Interrupted before an order was placed: the broker has no such order"
+INTERRUPTED = "Interrupted before an order was placed: sending the signal again places it"
+UNKNOWN_REASON = "Order status unknown: it is being checked with the broker"
+
+Observe = Callable[[Outcome], None]
 
 
-def reconcile(journal: Journal, service: Service, *, older_than_s: float = 0.0) -> int:
-    """Settle every in-flight signal received more than ``older_than_s`` ago; return how many.
+def absent_reason(client_order_id: str, seconds: float) -> str:
+    return (
+        f"Order not placed: the broker has no order {client_order_id} {seconds:.0f} s after it was sent; "
+        "sending the signal again places it"
+    )
 
-    The age guard matters when replicas share PostgreSQL: another replica's signals are in
-    flight for a moment, never for a minute. A signal whose broker cannot answer now stays
-    in flight for the next pass.
+
+def reconcile(
+    journal: Journal,
+    service: Service,
+    *,
+    older_than_s: float = 0.0,
+    absent_after_s: float = 120.0,
+    observe: Observe | None = None,
+    clock: Callable[[], float] = time.time,
+) -> int:
+    """Settle what can be settled now; return how many rows got a final or retryable outcome.
+
+    ``older_than_s`` guards rows in flight: with replicas sharing PostgreSQL another replica's
+    signals are in flight for a moment, never for a minute. ``unknown`` rows have answered
+    already, so they are looked up at any age.
     """
-    cutoff = time.time() - older_than_s
+    now = clock()
     settled = 0
-    for entry in journal.in_flight():
-        if entry.received_at > cutoff:
+    for entry in journal.unsettled():
+        if entry.status in RUNNING and entry.received_at > now - older_than_s:
             continue
         try:
-            if _settle(journal, service, entry):
+            if _settle(journal, service, entry, now, absent_after_s, observe):
                 settled += 1
         except OrdergateError as exc:
             log.warning("Signal %s still unsettled: %s", entry.id, exc)
     if settled:
-        log.info("Recovered %d signal(s) a crash left in flight", settled)
+        log.info("Settled %d signal(s) from the brokers' records", settled)
     return settled
 
 
-def _settle(journal: Journal, service: Service, entry: Entry) -> bool:
+def _settle(
+    journal: Journal, service: Service, entry: Entry, now: float, absent_after_s: float, observe: Observe | None
+) -> bool:
     runner = service.runners.get(entry.route)
     payload = entry.payload or {}
     symbol = normalize_symbol(str(payload.get("symbol", "")))
     market = runner.route.broker.market(symbol) if runner is not None and symbol else None
+    cid = entry.client_order_id or client_order_id(entry.route, payload, entry.id)
     if runner is None or market is None:
-        _finish(journal, entry, "error", 503, {"success": False, "error": INTERRUPTED}, None)
+        # Nothing to look the order up with (the route or the symbol is gone from the config).
+        reason = INTERRUPTED if entry.status == IN_FLIGHT else f"The order {cid} cannot be looked up any more"
+        return _retryable(journal, entry, reason, cid)
+    broker = runner.route.broker
+    try:
+        placement = broker.find_order(cid, market.symbol)
+    except OrdergateError:
+        if entry.status == IN_FLIGHT:  # cut off before placing: no order was ever sent
+            return _retryable(journal, entry, INTERRUPTED, cid)
+        raise
+    if placement is not None:
+        _found(journal, entry, runner.route, placement, observe)
         return True
-    cid = client_order_id(entry.route, payload, entry.id)
-    placement = runner.route.broker.find_order(cid, market.symbol)
-    if placement is None:
-        _finish(journal, entry, "error", 503, {"success": False, "error": INTERRUPTED, "clientOrderId": cid}, cid)
-        return True
-    if placement.status in ("REJECTED", "CANCELED", "EXPIRED"):
-        refused = {"success": False, "error": f"The broker has the order as {placement.status}", "clientOrderId": cid}
-        _finish(journal, entry, "rejected", 422, refused, cid)
-        return True
-    filled = placement.status in ("FILLED", "PARTIALLY_FILLED")
-    body = {**placed(placement), "route": entry.route}
-    journal.finish(
-        entry.id,
-        status="filled" if filled else "open",
-        http_status=200,
-        response={**body, "recovered": True, "signalId": entry.id},
-        client_order_id=cid,
-        broker_order_id=placement.order_id,
+    if entry.status == IN_FLIGHT:
+        return _retryable(journal, entry, INTERRUPTED, cid)
+    age = now - entry.received_at
+    if age >= absent_after_s:
+        return _retryable(journal, entry, absent_reason(cid, age), cid)
+    if entry.status == PLACING:  # its request died while sending: say so until it is settled
+        body = {"success": False, "error": UNKNOWN_REASON, "status": "unknown", "clientOrderId": cid}
+        _record(journal, entry, UNKNOWN, 202, body, cid, expected=PLACING)
+    return False
+
+
+def _found(journal: Journal, entry: Entry, route: Any, placement: Placement, observe: Observe | None) -> None:
+    """The broker has the order: record it as the final outcome, drop the stale balance, tell."""
+    signal = Signal(
+        id=entry.id,
+        route=entry.route,
+        payload=entry.payload or {},
+        received_at=entry.received_at,
+        order=Order(
+            symbol=placement.symbol,
+            side=placement.side,
+            type=placement.type,
+            quantity=placement.quantity,
+            price=placement.price,
+            client_order_id=placement.client_order_id,
+        ),
+        placement=placement,
     )
+    outcome = Outcome.of_placement(signal, route, (), placement)
+    body = {k: v for k, v in outcome.body().items() if k != "trace"}
+    if not _record(
+        journal,
+        entry,
+        outcome.status,
+        outcome.http_status,
+        body,
+        placement.client_order_id,
+        expected=entry.status,
+        order_id=placement.order_id,
+    ):
+        return  # another replica settled it first
+    log.info("Signal %s settled from the broker: order %s is %s", entry.id, placement.order_id, placement.status)
+    route.broker.forget_balance()
+    if observe is not None:
+        observe(outcome)
+
+
+def _retryable(journal: Journal, entry: Entry, reason: str, cid: str) -> bool:
+    body = {"success": False, "error": reason, "clientOrderId": cid}
+    if _record(journal, entry, "error", 503, body, cid, expected=entry.status):
+        log.info("Signal %s: no order at the broker; a repeat of it will be placed", entry.id)
     return True
 
 
-def _finish(journal: Journal, entry: Entry, status: str, http: int, body: dict[str, Any], cid: str | None) -> None:
-    journal.finish(
+def _record(
+    journal: Journal,
+    entry: Entry,
+    status: str,
+    http: int,
+    body: dict[str, Any],
+    cid: str,
+    *,
+    expected: str,
+    order_id: str | int | None = None,
+) -> bool:
+    return journal.finish(
         entry.id,
         status=status,
         http_status=http,
         response={**body, "recovered": True, "signalId": entry.id},
         client_order_id=cid,
+        broker_order_id=order_id,
+        expected_status=expected,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -49,6 +49,31 @@ def placed(placement: Placement) -> dict[str, Any]:
     }
 
 
+# A placement the broker ended without a fill: no position, no spend. The order exists (final),
+# but the trader's intent was not carried out, so it is no success (Binance: a spot MARKET order
+# meeting no liquidity is EXPIRED; a post-only order that would take is EXPIRED; FlatTrade's RMS
+# REJECTS after "Ok"; an order canceled before any fill).
+ENDED_UNFILLED = frozenset({"REJECTED", "CANCELED", "EXPIRED", "EXPIRED_IN_MATCH"})
+
+
+def placement_status(placement: Placement) -> Status:
+    """The outcome a placement is: ``filled`` (any fill), ``open`` (resting), or ``rejected``
+    (the broker ended it with nothing filled)."""
+    if placement.filled > 0:
+        return "filled"
+    if placement.status in ENDED_UNFILLED:
+        return "rejected"
+    return "open"
+
+
+def unfilled(placement: Placement) -> Rejection:
+    """Why a placement that ended without a fill is no success, in the trader's words."""
+    return Rejection(
+        f"The broker ended order {placement.order_id} as {placement.status}: nothing was filled",
+        code=f"order_{placement.status.lower()}",
+    )
+
+
 @dataclass(frozen=True)
 class Outcome:
     """How one signal ended; rendered to HTTP, the journal and the observers."""
@@ -62,12 +87,21 @@ class Outcome:
     error: BrokerError | None = None
     fault: BaseException | None = field(default=None, repr=False)
 
+    @classmethod
+    def of_placement(
+        cls, signal: Signal, route: RouteContext, trace: tuple[Step, ...], placement: Placement
+    ) -> Outcome:
+        """The outcome of a placement the broker answered: filled, open, or ended unfilled."""
+        status = placement_status(placement)
+        rejection = unfilled(placement) if status == "rejected" else None
+        return cls(signal, route, status, trace, placement=placement, rejection=rejection)
+
     @property
     def http_status(self) -> int:
-        if self.placement is not None:
-            return 200
         if self.rejection is not None:
             return self.rejection.status
+        if self.placement is not None:
+            return 200
         if self.error is not None:
             return self.error.status
         return 500
@@ -91,7 +125,7 @@ class Outcome:
         """The HTTP answer: the seed's shape plus the signal id, notes and trace."""
         body: dict[str, Any]
         placement = self.placement
-        if placement is not None:
+        if placement is not None and self.rejection is None:
             body = {**placed(placement), "route": self.route.name, "broker": self.route.broker.label}
         else:
             body = {"success": False, "error": self.reason}
@@ -100,6 +134,8 @@ class Outcome:
             code = self.rejection.code if self.rejection is not None else None
             if code:
                 body["code"] = code
+            if placement is not None:  # the broker has the order, ended without a fill
+                body.update({k: v for k, v in placed(placement).items() if k != "success"})
             if self.status == "unknown":
                 body["status"] = "unknown"
                 body["clientOrderId"] = self.signal.require_order().client_order_id
@@ -167,18 +203,22 @@ class Runner:
         staged = [n if getattr(s, "enabled", True) else f"{n} (off)" for n, s in self.stages]
         return staged + [n for n, _ in self.observers]
 
-    def run(self, signal: Signal) -> Outcome:
-        """Run the chain on ``signal``; every outcome, faults included, reaches the observers."""
+    def run(self, signal: Signal, placing: Callable[[Signal], None] | None = None) -> Outcome:
+        """Run the chain on ``signal``; every outcome, faults included, reaches the observers.
+
+        ``placing`` is called just before ``execute`` (the journal marks that the order may exist
+        from then on); if it fails, nothing is sent and the outcome is a retryable error.
+        """
         refusal = self._refusal(signal)
         if isinstance(refusal, Rejection):
-            return self._observed(Outcome(signal, self.route, "rejected", (), rejection=refusal))
+            return self.observe(Outcome(signal, self.route, "rejected", (), rejection=refusal))
         if refusal is not None:
-            return self._observed(Outcome(signal, self.route, "error", (), error=refusal))
+            return self.observe(Outcome(signal, self.route, "error", (), error=refusal))
         with ExitStack() as held:
-            outcome = self._run_stages(signal, held)
-        return self._observed(outcome)
+            outcome = self._run_stages(signal, held, placing)
+        return self.observe(outcome)
 
-    def _run_stages(self, signal: Signal, held: ExitStack) -> Outcome:
+    def _run_stages(self, signal: Signal, held: ExitStack, placing: Callable[[Signal], None] | None) -> Outcome:
         trace: list[Step] = []
         outcome: Outcome | None = None
         clock = time.perf_counter_ns
@@ -186,6 +226,14 @@ class Runner:
             if index == self.exclusive_at and self.route.account_lock is not None:
                 held.enter_context(self.route.account_lock(self.route.broker.name))
             started = clock()
+            if index == self.execute_at and placing is not None:
+                try:
+                    placing(signal)
+                except Exception as exc:  # nothing was sent: a 5xx, so a repeat may run again
+                    trace.append(Step(name, "error", (clock() - started) // 1000))
+                    log.exception("Could not record that signal %s is being placed; nothing was sent", signal.id)
+                    outcome = Outcome(signal, self.route, "error", tuple(trace), fault=exc)
+                    break
             try:
                 result = stage(signal)
             except Rejection as rejection:
@@ -215,9 +263,7 @@ class Runner:
             trace.append(Step(name, "ok", (clock() - started) // 1000))
             signal = result
             if signal.placement is not None:
-                filled = signal.placement.status in ("FILLED", "PARTIALLY_FILLED")
-                status: Status = "filled" if filled else "open"
-                outcome = Outcome(signal, self.route, status, tuple(trace), placement=signal.placement)
+                outcome = Outcome.of_placement(signal, self.route, tuple(trace), signal.placement)
         if outcome is None:  # a chain without execute: every check passed, nothing was placed
             outcome = Outcome(
                 signal,
@@ -241,9 +287,9 @@ class Runner:
             return stale(signal, self.route.max_age_s)
         return None
 
-    def _observed(self, outcome: Outcome) -> Outcome:
+    def observe(self, outcome: Outcome) -> Outcome:
         """Log the seed's ERROR line and let every observer see the outcome; none can change it."""
-        if outcome.placement is None:
+        if outcome.placement is None or outcome.rejection is not None:
             log.info("ERROR: %s", outcome.reason)
         for name, observer in self.observers:
             try:

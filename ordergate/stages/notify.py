@@ -63,7 +63,7 @@ def message(outcome: Outcome) -> str:
     order = outcome.signal.order
     what = f"{order.side.upper()} {plain(order.quantity)} {order.symbol}" if order else "signal"
     placement = outcome.placement
-    if placement is not None:
+    if placement is not None and outcome.rejection is None:
         if placement.average_price is not None:
             return f"{what} {outcome.status} @ {money(placement.average_price)} — {where(outcome)}"
         at = f" @ {money(placement.price)}" if placement.price is not None else ""
@@ -79,7 +79,7 @@ def notice(outcome: Outcome) -> Notice:
     route = outcome.route
     at = f"{route.name} {route.environment} ({route.broker.label})"
     placement = outcome.placement
-    if placement is not None:
+    if placement is not None and outcome.rejection is None:
         partial = placement.status == "PARTIALLY_FILLED"
         amount = f"{plain(placement.filled)} of {plain(placement.quantity)}" if partial else plain(placement.quantity)
         what = f"{placement.side.upper()} {amount} {placement.symbol}"
