@@ -24,7 +24,7 @@ from ordergate.logs import signal_context
 from ordergate.metrics import Metrics
 from ordergate.pipeline.errors import BrokerError, Rejection
 from ordergate.pipeline.journal import UNKNOWN, Entry, Journal, database_url
-from ordergate.pipeline.money import dumps
+from ordergate.pipeline.money import MAX_DIGITS, dumps, too_long
 from ordergate.pipeline.recovery import reconcile
 from ordergate.pipeline.registry import Service, build_service
 from ordergate.pipeline.runner import Outcome, Runner
@@ -55,6 +55,17 @@ def _no_constants(name: str) -> Any:
     raise Rejection(f"Invalid JSON: {name} is not a number", status=400, code="invalid_json")
 
 
+def _number(text: str) -> Decimal:
+    """A JSON number, exactly; one with more digits than any price or quantity has is refused,
+    so no later step can round it (see money.MAX_DIGITS)."""
+    value = Decimal(text)
+    if too_long(value):
+        shown = text if len(text) <= 24 else f"{text[:20]}..."
+        reason = f"Invalid JSON: the number {shown} has more than {MAX_DIGITS} digits"
+        raise Rejection(reason, status=400, code="number_too_long")
+    return value
+
+
 def _depth(value: Any, limit: int) -> int:
     stack = [(value, 1)]
     deepest = 0
@@ -80,7 +91,7 @@ def parse_body(raw: bytes) -> dict[str, Any]:
         raise Rejection("Empty body: send the alert message as JSON", status=400, code="empty_body")
     try:
         payload = json.loads(
-            text, parse_float=Decimal, parse_int=Decimal, parse_constant=_no_constants, object_pairs_hook=_no_duplicates
+            text, parse_float=_number, parse_int=_number, parse_constant=_no_constants, object_pairs_hook=_no_duplicates
         )
     except json.JSONDecodeError as exc:
         raise Rejection(

@@ -71,6 +71,7 @@ class LoopbackBinance:
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)  # client order id -> order
     requests: list[Request] = field(default_factory=list)
     url: str = ""
+    liquidity: bool = True  # False: MARKET orders find no counterparty and EXPIRE unfilled
     _faults: dict[str, deque[str]] = field(default_factory=dict)
     _late: dict[str, dict[str, Any]] = field(default_factory=dict)
     _outages: dict[str, str] = field(default_factory=dict)
@@ -171,6 +172,8 @@ class LoopbackBinance:
             self._next_id += 1
             limit = Decimal(params["price"]) if "price" in params else None
             marketable = limit is None or (limit >= price if side == "BUY" else limit <= price)
+            expired = limit is None and not self.liquidity
+            marketable = marketable and not expired
             order = {
                 "symbol": symbol,
                 "orderId": self._next_id,
@@ -183,7 +186,7 @@ class LoopbackBinance:
                 "origQty": params["quantity"],
                 "executedQty": params["quantity"] if marketable else "0.00000000",
                 "cummulativeQuoteQty": str(quantity * price) if marketable else "0.00000000",
-                "status": "FILLED" if marketable else "NEW",
+                "status": "EXPIRED" if expired else "FILLED" if marketable else "NEW",
                 "timeInForce": params.get("timeInForce", "GTC"),
                 "type": kind,
                 "side": side,

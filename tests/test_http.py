@@ -50,7 +50,7 @@ def post(client: testing.TestClient, body: str | bytes, content_type: str = "tex
         (
             "{" + BTC + ', "quantity": 1' + "0" * 5000 + "}",
             400,
-            "Invalid quantity: " + "1" + "0" * 39 + " (must be at most 1000000000000000)",
+            "Invalid JSON: the number 10000000000000000000... has more than 60 digits",
         ),
         (b"\xff\xfe{}", 400, "Invalid body: not UTF-8 text"),
         ("[" * 5000 + "]" * 5000, 400, "Invalid JSON: a value is too large or too deeply nested"),

@@ -36,25 +36,30 @@ def exchange() -> Iterator[LoopbackBinance]:
         yield exchange
 
 
+def app_on_testnet(exchange: LoopbackBinance, tmp_path: Path, **journal: Any) -> OrdergateApp:
+    """The testnet app on the loopback exchange (a SQLite journal unless ``journal`` says otherwise)."""
+    environ = {
+        "WEBHOOK_SECRET": SECRET,
+        "BINANCE_API_KEY": "loopback-key-not-a-secret",
+        "BINANCE_API_SECRET": "loopback-secret-not-a-secret",
+        "BINANCE_API_URL": exchange.url,
+        "BINANCE_MARKET_TYPE": "spot",
+        "ORDERGATE_DB": str(tmp_path / "testnet.db"),
+    }
+    settings = load_settings("testnet", CONFIG_DIR, environ=environ)
+    settings.data["journal"].update(duplicate_wait_s=5, **journal)
+    settings.data["brokers"]["binance"]["lookup_delay_s"] = 0
+    return create_app(settings)
+
+
 @pytest.fixture
 def testnet(journal_settings: Settings, exchange: LoopbackBinance) -> Iterator[Callable[..., OrdergateApp]]:
     """A factory for the testnet app on the loopback exchange, its journal on SQLite or PostgreSQL."""
     built: list[OrdergateApp] = []
 
     def make(**journal: Any) -> OrdergateApp:
-        environ = {
-            "WEBHOOK_SECRET": SECRET,
-            "BINANCE_API_KEY": "loopback-key-not-a-secret",
-            "BINANCE_API_SECRET": "loopback-secret-not-a-secret",
-            "BINANCE_API_URL": exchange.url,
-            "BINANCE_MARKET_TYPE": "spot",
-        }
-        settings = load_settings("testnet", CONFIG_DIR, environ=environ)
-        settings.data["journal"].update(
-            {k: journal_settings.data["journal"][k] for k in ("url", "path")}, duplicate_wait_s=5, **journal
-        )
-        settings.data["brokers"]["binance"]["lookup_delay_s"] = 0
-        app = create_app(settings)
+        where = {k: journal_settings.data["journal"][k] for k in ("url", "path")}
+        app = app_on_testnet(exchange, Path(where["path"]).parent, **where, **journal)
         built.append(app)
         return app
 

@@ -21,7 +21,7 @@ import jsonschema
 from jsonschema.exceptions import ValidationError
 
 from ordergate.pipeline.errors import ConfigError, Rejection
-from ordergate.pipeline.money import to_decimal
+from ordergate.pipeline.money import plain, to_decimal
 from ordergate.pipeline.signal import Order, Signal
 from ordergate.pipeline.stage import RouteContext
 
@@ -98,12 +98,29 @@ def describe(error: ValidationError) -> str:
     return f"Invalid {field}: {error.message[:120]}"
 
 
+MAX_ID = 200  # characters of an id kept as written; a longer one is kept as its digest
+
+
 def given_id(payload: Mapping[str, Any]) -> str | None:
-    """The signal's own ``id`` (``{{strategy.order.id}}-{{timenow}}``), if it carries a usable one."""
+    """The signal's own ``id`` (``{{strategy.order.id}}-{{timenow}}``), if it carries a usable one.
+
+    One id, one text, wherever it is read: a numeric id is written plainly (``1.50`` and the
+    journal's ``"1.5"`` are the same id, so recovery derives the same client order id), and an
+    id too long to keep whole becomes its SHA-256, so two ids differing after character 200
+    stay two signals.
+    """
     given = payload.get("id")
-    if isinstance(given, (str, Decimal)) and str(given).strip():
-        return str(given).strip()[:200]
-    return None
+    if isinstance(given, Decimal):
+        text = plain(given)
+    elif isinstance(given, str):
+        text = given.strip()
+    else:
+        return None
+    if not text:
+        return None
+    if len(text) > MAX_ID:
+        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+    return text
 
 
 def client_order_id(route: str, payload: Mapping[str, Any], signal_id: str) -> str:
