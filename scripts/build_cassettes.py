@@ -311,6 +311,7 @@ def cassettes() -> dict[str, list[dict[str, Any]]]:
     out["test_behind_api_url_the_seed_errors_keep_their_words[future-insufficient]"] = behind_api_url(
         out["test_futures_margin_insufficient_is_the_seed_words"]
     )
+    out.update(lookup_cassettes())
     return out
 
 
@@ -323,6 +324,145 @@ def behind_api_url(interactions: list[dict[str, Any]]) -> list[dict[str, Any]]:
         uri = item["request"]["uri"]
         item["request"]["uri"] = COMPATIBLE + uri[uri.index("/", len("https://")) :]
     return moved
+
+
+# -- look-ups after a lost answer (tests/brokers/test_ccxt_lookup.py) ------------------------------
+
+# Binance's documented texts (errors.md) for codes errors.json does not hold
+CLOCK_SKEW = {"code": -1021, "msg": "Timestamp for this request is outside of the recvWindow."}
+BAD_KEY = {"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."}
+UNKNOWN_ORDER = {"code": -2011, "msg": "Unknown order sent."}  # a cancel's "no such order"
+DUPLICATE_FUTURES = {"code": -4116, "msg": "ClientOrderId is duplicated."}
+BAD_GATEWAY = "<html><head><title>500 Internal Server Error</title></head></html>"  # a proxy's page
+
+
+def raw_interaction(method: str, uri: str, status: int, text: str) -> dict[str, Any]:
+    """An answer that is not Binance JSON (a proxy's error page, an empty object)."""
+    reason = {200: "OK", 500: "Internal Server Error"}[status]
+    item = interaction(method, uri, 200, {})
+    item["response"]["body"]["string"] = text
+    item["response"]["headers"] = {"Content-Type": ["text/html" if text.startswith("<") else "application/json"]}
+    item["response"]["status"] = {"code": status, "message": reason}
+    return item
+
+
+def spot_lookup_answer(signal_id: str, status: int, payload: Any) -> dict[str, Any]:
+    uri = f"{SPOT}/order?symbol=BTCUSDT&origClientOrderId={cid('BINANCE', signal_id)}"
+    if isinstance(payload, str):
+        return raw_interaction("GET", uri, status, payload)
+    return interaction("GET", uri, status, payload)
+
+
+def fapi_lookup(signal_id: str, status: int = 400, payload: Any = None) -> dict[str, Any]:
+    """GET /fapi/v1/order by client order id; by default Binance's -2013 "Order does not exist."."""
+    uri = f"{FAPI}/v1/order?symbol=BTCUSDT&origClientOrderId={cid('BINANCE', signal_id)}"
+    if isinstance(payload, str):
+        return raw_interaction("GET", uri, status, payload)
+    return interaction("GET", uri, status, error(-2013) if payload is None else payload)
+
+
+def lookup_cassettes() -> dict[str, list[dict[str, Any]]]:
+    """A lost placement answer (-1007), then a look-up that fails: every one must end unknown.
+
+    Each failing look-up is followed by a trap: what a blind re-send would meet (an order not
+    found, then a placement that succeeds). Unknown never reaches it; a regression plays it and
+    the test sees the second POST.
+    """
+    name = "test_a_failed_lookup_after_a_lost_answer_is_unknown"
+
+    def spot(signal_id: str, *answers: dict[str, Any]) -> list[dict[str, Any]]:
+        trap = [spot_lookup(signal_id, found=False), spot_lookup(signal_id, found=False), spot_order(signal_id)]
+        lost = spot_order(signal_id, status=503, payload=error(-1007))
+        return [spot_markets(), spot_account(), lost, *answers, *trap]
+
+    def lookup(signal_id: str, status: int, payload: Any, times: int = 1) -> list[dict[str, Any]]:
+        return [spot_lookup_answer(signal_id, status, payload) for _ in range(times)]
+
+    another = copy.deepcopy(spot_lookup("lu-another", found=True))
+    answer = json.loads(another["response"]["body"]["string"])
+    answer["clientOrderId"] = "web_5e8a1c2d9b0f4e7a"  # a compatible server ignoring origClientOrderId
+    another["response"]["body"]["string"] = json.dumps(answer, separators=(",", ":"))
+
+    out = {
+        f"{name}[http-500]": spot("lu-500", *lookup("lu-500", 500, BAD_GATEWAY, times=3)),
+        f"{name}[clock-skew]": spot("lu-1021", *lookup("lu-1021", 400, CLOCK_SKEW, times=3)),
+        f"{name}[rate-limit]": spot("lu-429", *lookup("lu-429", 429, error(-1003), times=3)),
+        f"{name}[bad-key]": spot("lu-2015", *lookup("lu-2015", 400, BAD_KEY, times=3)),
+        f"{name}[unknown-order-2011]": spot("lu-2011", *lookup("lu-2011", 400, UNKNOWN_ORDER)),
+        f"{name}[empty-answer]": spot("lu-empty", *lookup("lu-empty", 200, "{}")),
+        f"{name}[another-order]": spot("lu-another", another),
+        f"{name}[future-clock-skew]": [
+            fapi_markets(),
+            fapi_account(),
+            fapi_leverage(5),
+            fapi_order("lu-fut", qty="0.003", status=503, payload=error(-1007)),
+            *[fapi_lookup("lu-fut", 400, CLOCK_SKEW) for _ in range(3)],
+            fapi_lookup("lu-fut"),
+            fapi_lookup("lu-fut"),
+            fapi_order("lu-fut", qty="0.003"),
+        ],
+        "test_a_resend_refused_as_duplicate_finds_the_order[spot]": [
+            spot_markets(),
+            spot_account(),
+            spot_order("lu-dup", status=503, payload=error(-1007)),
+            spot_lookup("lu-dup", found=False),
+            spot_lookup("lu-dup", found=False),
+            spot_order("lu-dup", status=400, payload=error(-2010, "duplicate")),
+            spot_lookup("lu-dup", found=True),
+        ],
+    }
+    # a genuine -2013 is "absent" behind api_url too, spot and USD-M: the order is sent once more
+    absent = "test_behind_api_url_a_genuine_2013_is_absent"
+    out[f"{absent}[spot]"] = behind_api_url(
+        [
+            spot_markets(),
+            spot_account(),
+            spot_order("lu-absent", status=503, payload=error(-1007)),
+            spot_lookup("lu-absent", found=False),
+            spot_lookup("lu-absent", found=False),
+            spot_order("lu-absent"),
+        ]
+    )
+    out[f"{absent}[future]"] = behind_api_url(
+        [
+            fapi_markets(),
+            fapi_account(),
+            fapi_leverage(5),
+            fapi_order("lu-absent", qty="0.003", status=503, payload=error(-1007)),
+            fapi_lookup("lu-absent"),
+            fapi_lookup("lu-absent"),
+            fapi_order("lu-absent", qty="0.003"),
+        ]
+    )
+    out["test_a_resend_refused_as_duplicate_finds_the_order[future]"] = [
+        fapi_markets(),
+        fapi_account(),
+        fapi_leverage(5),
+        fapi_order("lu-dup", qty="0.003", status=503, payload=error(-1007)),
+        fapi_lookup("lu-dup"),
+        fapi_lookup("lu-dup"),
+        fapi_order("lu-dup", qty="0.003", status=400, payload=DUPLICATE_FUTURES),
+        fapi_lookup("lu-dup", 200, fapi_found("lu-dup")),
+    ]
+    return out
+
+
+def fapi_found(signal_id: str) -> dict[str, Any]:
+    """GET /fapi/v1/order for a filled order: the documented order body, echoing this one."""
+    found = copy.deepcopy(body("usdm-order-filled"))
+    average = Decimal("43500.00")
+    found.update(
+        symbol="BTCUSDT",
+        clientOrderId=cid("BINANCE", signal_id),
+        side="BUY",
+        type="MARKET",
+        origQty="0.003",
+        executedQty="0.003",
+        cumQuote=f"{Decimal('0.003') * average:.5f}",
+        avgPrice=f"{average:.5f}",
+        status="FILLED",
+    )
+    return found
 
 
 def main() -> None:

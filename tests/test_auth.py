@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -124,24 +125,38 @@ def test_real_money_only_in_live_with_live_trading_yes(
         assert orders(app) == 0
 
 
-def iso(seconds_ago: float) -> str:
-    return datetime.fromtimestamp(time.time() - seconds_ago, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+# The "time" field as a function of the clock read when the test runs: a value computed at
+# collection time goes stale when collection is slow or the machine is suspended in between.
+SentAt = Callable[[float], str | None]
+
+
+def iso_ago(seconds: float) -> SentAt:
+    return lambda now: datetime.fromtimestamp(now - seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def epoch_ms_ago(seconds: float) -> SentAt:
+    return lambda now: str(int((now - seconds) * 1000))
+
+
+def constant(value: str | None) -> SentAt:
+    return lambda now: value
 
 
 @pytest.mark.parametrize(
-    ("sent", "status", "error"),
+    ("sent_at", "status", "error"),
     [
-        (iso(5), 200, None),
-        (str(int((time.time() - 5) * 1000)), 200, None),  # epoch milliseconds
-        (iso(600), 422, "Signal too old"),
-        (None, 400, "Missing required field: time"),
-        ("yesterday", 400, "Invalid time"),
+        (iso_ago(5), 200, None),
+        (epoch_ms_ago(5), 200, None),
+        (iso_ago(600), 422, "Signal too old"),
+        (constant(None), 400, "Missing required field: time"),
+        (constant("yesterday"), 400, "Invalid time"),
     ],
     ids=["fresh", "epoch-ms", "stale", "missing", "unreadable"],
 )
-def test_max_age_refuses_stale_signals(settings: Settings, sent: str | None, status: int, error: str | None) -> None:
+def test_max_age_refuses_stale_signals(settings: Settings, sent_at: SentAt, status: int, error: str | None) -> None:
     settings.data["routes"]["BINANCE"]["max_age_s"] = 60
     app = create_app(settings)
+    sent = sent_at(time.time())
     payload = {**SEED_ORDERS[0], **({"time": sent} if sent is not None else {})}
     result = post(app, payload)
     assert result.status_code == status, result.json

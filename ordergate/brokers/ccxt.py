@@ -172,6 +172,16 @@ def translate(exc: BaseException, *, exchange: str = "exchange", placing: bool =
 # Without markets nothing can be checked: while they are missing a signal may load them, this often.
 MARKETS_RETRY_S = 2.0
 
+
+def _duplicate(exc: BaseException | None) -> bool:
+    """Binance refused an order because its client order id is in use: spot -2010 "Duplicate
+    order sent.", USD-M -4116 "ClientOrderId is duplicated."."""
+    if exc is None:
+        return False
+    code, message = exchange_reason(exc)
+    return code == -4116 or (code == -2010 and "duplicate" in message.lower())
+
+
 _RETRYABLE = (cx.NetworkError,)  # RequestTimeout and DDoSProtection are NetworkErrors
 
 
@@ -496,16 +506,39 @@ class CcxtBroker:
         return binance_params(order, market.symbol)
 
     def find_order(self, client_order_id: str, symbol: str) -> Placement | None:
+        """The order with ``client_order_id``; None only on the exchange's own "no such order".
+
+        Anything else raises: a look-up that failed (network, 5xx, -1021, a rate limit, keys, an
+        answer about no order or another order) is never proof of absence, which would re-send.
+        """
         market = self._market_or_reject(symbol)
         try:
             raw = read_retry(self._lookup_attempts)(
                 lambda: self.exchange.fetch_order(None, market.broker_symbol, {"clientOrderId": client_order_id})
             )()
-        except cx.OrderNotFound:
-            return None
+        except cx.OrderNotFound as exc:
+            if self._no_such_order(exc):
+                return None
+            raise OrderOutcomeUnknown(broker=self.name) from exc
         except cx.BaseError as exc:
             raise translate(exc, exchange=self.exchange_id) from exc
-        return self._placement(raw, market, client_order_id)
+        try:
+            placement = self._placement(raw, market, client_order_id)
+        except Exception as exc:  # an answer we cannot read says nothing about the order
+            raise OrderOutcomeUnknown(broker=self.name) from exc
+        if not placement.order_id or placement.client_order_id != client_order_id:
+            log.warning("Order %s: the look-up answered no order or another one", client_order_id)
+            raise OrderOutcomeUnknown(broker=self.name)
+        return placement
+
+    def _no_such_order(self, exc: cx.OrderNotFound) -> bool:
+        """Binance says an order is absent with -2013 "Order does not exist." (spot and USD-M).
+        ccxt maps -2011 (a cancel's "Unknown order sent.") to OrderNotFound too, on every host:
+        only -2013 counts. Other exchanges: ccxt's own OrderNotFound mapping."""
+        if not self.exchange_id.startswith("binance"):
+            return True
+        code, _ = exchange_reason(exc)
+        return code == -2013
 
     # -- placement ----------------------------------------------------------------------------
 
@@ -562,12 +595,23 @@ class CcxtBroker:
             if found is not None:
                 return found
             raise
+        except Rejection as refused:
+            if not _duplicate(refused.__cause__):
+                raise
+            # The exchange has an order with this id after all (it showed late): find it; a
+            # "duplicate" refusal is never the answer while that order may be live.
+            found = self._look_up(order, market)
+            if found is None:
+                raise OrderOutcomeUnknown(broker=self.name) from refused
+            return found
 
     def _look_up(self, order: Order, market: Market) -> Placement | None:
+        """find_order after a lost answer: any failure, ours or the exchange's, is unknown."""
         time.sleep(self._lookup_delay)
         try:
             return self.find_order(order.client_order_id, market.symbol)
-        except OrdergateError as exc:
+        except Exception as exc:
+            log.warning("Order %s: look-up failed (%s)", order.client_order_id, type(exc).__name__)
             raise OrderOutcomeUnknown(broker=self.name) from exc
 
     def _configure(self, market: Market) -> None:

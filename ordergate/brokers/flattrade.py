@@ -540,15 +540,27 @@ class FlatTradeBroker:
         return str(answer["norenordno"])
 
     def _find_row(self, client_order_id: str) -> dict[str, Any] | None:
+        """The order-book row tagged ``client_order_id``; None only when the book says it has none.
+
+        A look-up that fails in any way (session expired, network, 5xx, an answer that is not an
+        order book) raises OrderOutcomeUnknown: after a lost PlaceOrder answer the order may
+        exist, so a failed look-up must neither end in a definite error nor pass for "absent"
+        (which would re-send the order).
+        """
         try:
             answer = self._call("OrderBook", {"uid": self.user_id})
-        except BrokerUnavailable as exc:
+        except Exception as exc:  # SessionExpired, BrokerUnavailable, a journal error: all unknown
+            log.warning("Order %s: the order-book look-up failed (%s)", client_order_id, type(exc).__name__)
             raise OrderOutcomeUnknown(broker=self.name) from exc
-        if self._no_data(answer):
-            return None
-        if not isinstance(answer, list):
+        if isinstance(answer, dict) and answer.get("stat") == "Not_Ok" and self._no_data(answer):
+            return None  # NorenOMS's "no data": no orders today
+        if not isinstance(answer, list) or not all(isinstance(row, dict) for row in answer):
+            log.warning("Order %s: the order book answered something unreadable", client_order_id)
             raise OrderOutcomeUnknown(broker=self.name)
-        return next((r for r in answer if isinstance(r, dict) and r.get("remarks") == client_order_id), None)
+        row = next((r for r in answer if r.get("remarks") == client_order_id), None)
+        if row is not None and not row.get("norenordno"):
+            raise OrderOutcomeUnknown(broker=self.name)  # it exists, but we cannot name it
+        return row
 
     def _settle(self, order_no: str, order: Order, market: Market, price: Decimal) -> Placement:
         """Poll the order's history briefly: "Ok" only meant accepted. A rejection raises."""
@@ -598,8 +610,8 @@ class FlatTradeBroker:
         if row is None:
             return None
         market = self.market(symbol)
-        if market is None:
-            return None
+        if market is None:  # the order exists: never report it absent
+            raise OrderOutcomeUnknown(broker=self.name)
         side: Side = "buy" if row.get("trantype") == "B" else "sell"
         order = Order(
             symbol=market.symbol,

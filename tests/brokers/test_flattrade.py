@@ -29,6 +29,7 @@ from ordergate.brokers.flattrade import (
     protected_price,
 )
 from ordergate.config import load_settings
+from ordergate.pipeline.errors import OrderOutcomeUnknown
 from tests.conftest import CONFIG_DIR
 
 USER = "FT012345"
@@ -232,6 +233,55 @@ def test_a_lost_answer_absent_twice_is_sent_once_more(flattrade: Any) -> None:
     assert ft.routes(calls) == [*FIRST, "PlaceOrder", "OrderBook", "OrderBook", "PlaceOrder", "SingleOrdHist"]
     first, second = (c for c in calls if c.route == "PlaceOrder")
     assert first.jdata == second.jdata  # the same order, the same remarks: one order at most
+
+
+LOOK_UP = ["OrderBook"]
+
+
+@pytest.mark.vcr
+@pytest.mark.parametrize(
+    ("signal_id", "after_the_lost_answer"),
+    [
+        ("ft-expired-look-up", LOOK_UP),
+        ("ft-expired-second", LOOK_UP * 2),  # "no data", then the session ends
+        ("ft-unreachable", LOOK_UP * 3),  # 502 on every read attempt
+        ("ft-server-timeout", LOOK_UP),
+        ("ft-garbage", LOOK_UP),  # a list, but not of orders: not proof of absence
+        ("ft-nameless", LOOK_UP),  # our row without an order number
+        ("ft-resent", [*LOOK_UP * 2, "PlaceOrder", "OrderBook"]),  # absent twice, re-sent, lost again
+    ],
+    ids=[
+        "session-expired",
+        "session-expired-second-look",
+        "unreachable",
+        "server-timeout",
+        "not-an-order-book",
+        "row-without-number",
+        "resent-and-lost-again",
+    ],
+)
+def test_a_failed_look_up_after_a_lost_answer_is_unknown(
+    flattrade: Any, signal_id: str, after_the_lost_answer: list[str]
+) -> None:
+    """The order may exist: 202 unknown, never a definite error, never a blind re-send."""
+    ft = flattrade()
+    status, body, calls = ft.send(id=signal_id)
+    assert (status, body["status"]) == (202, "unknown"), body
+    assert body["clientOrderId"] == cid(signal_id)
+    assert ft.routes(calls) == [*FIRST, "PlaceOrder", *after_the_lost_answer]
+    entry = ft.app.journal.get(body["signalId"])
+    assert entry is not None
+    assert entry.status == "unknown"
+
+
+@pytest.mark.vcr
+def test_find_order_never_reports_a_booked_order_absent(flattrade: Any) -> None:
+    """The order is in the book but its symbol no longer resolves: unknown, not "no such order"
+    (recovery would record it as never placed)."""
+    ft = flattrade()
+    with pytest.raises(OrderOutcomeUnknown):
+        ft.broker.find_order(cid("ft-unlisted"), "CIPLA")
+    assert ft.routes() == ["OrderBook", "SearchScrip"]
 
 
 @pytest.mark.vcr
