@@ -28,6 +28,7 @@ from ccxt.base import errors as cx
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from ordergate.brokers.base import binance_params
+from ordergate.brokers.endpoints import Money, money_of, url_host
 from ordergate.config import validate
 from ordergate.pipeline.errors import (
     INSUFFICIENT_BALANCE,
@@ -55,6 +56,10 @@ OPTIONS_SCHEMA: dict[str, Any] = {
     "exchange": {"type": "string", "required": True, "regex": "[a-z0-9]+"},
     "market_type": {"type": "string", "allowed": ["spot", "future"], "default": "spot"},
     "testnet": {"type": "boolean", "default": True},
+    # Vouches that an api_url host nobody knows (neither loopback nor a known test or production
+    # host) is a test exchange; without it such a host is real money. Never overrides a known
+    # production host: see ordergate.brokers.endpoints.
+    "sandbox": {"type": "boolean", "default": False},
     "api_key": {"type": "string", "nullable": True, "default": None},
     "api_secret": {"type": "string", "nullable": True, "default": None},
     "api_url": {"type": "string", "nullable": True, "default": None},
@@ -196,24 +201,42 @@ def _dec(value: Any) -> Decimal:
     return result if result.is_finite() else ZERO
 
 
+def _positive(*values: Decimal) -> list[Decimal]:
+    return [v for v in values if v > 0]
+
+
 def market_of(raw: dict[str, Any], market_type: MarketType) -> Market:
-    """An ordergate Market from a ccxt market, its numbers from the exchange's raw filters."""
+    """An ordergate Market from a ccxt market, its numbers from the exchange's raw filters.
+
+    Read exactly as ``scripts/extract_markets.py`` reads them for the paper twin (a test holds
+    the two together): one Market serves both order types, so where Binance has two filters it
+    takes the stricter. LOT_SIZE binds limit orders, MARKET_LOT_SIZE market orders (spot sends
+    its step as 0, meaning LOT_SIZE's): the coarser step, the larger minimum, the smaller
+    maximum. The minimum notional is spot's NOTIONAL / MIN_NOTIONAL ``minNotional`` or futures'
+    MIN_NOTIONAL ``notional``. ccxt's parsed precision and limits stand in for exchanges
+    without Binance's filters.
+    """
     info = raw.get("info") or {}
     filters = {f.get("filterType"): f for f in info.get("filters", []) if isinstance(f, dict)}
     price_filter = filters.get("PRICE_FILTER", {})
     lot = filters.get("LOT_SIZE", {})
+    market_lot = filters.get("MARKET_LOT_SIZE", {})
     notional = filters.get("NOTIONAL") or filters.get("MIN_NOTIONAL") or {}
     limits = raw.get("limits") or {}
     precision = raw.get("precision") or {}
+    amount = limits.get("amount") or {}
+    steps = _positive(_dec(lot.get("stepSize") or precision.get("amount")), _dec(market_lot.get("stepSize")))
+    minimums = _positive(_dec(lot.get("minQty") or amount.get("min")), _dec(market_lot.get("minQty")))
+    maximums = _positive(_dec(lot.get("maxQty") or amount.get("max")), _dec(market_lot.get("maxQty")))
     return Market(
         symbol=str(raw["id"]).upper(),
         base=str(raw["base"]),
         quote=str(raw["quote"]),
         type=market_type,
         tick_size=_dec(price_filter.get("tickSize") or precision.get("price")),
-        step_size=_dec(lot.get("stepSize") or precision.get("amount")),
-        min_qty=_dec(lot.get("minQty") or (limits.get("amount") or {}).get("min")),
-        max_qty=_dec(lot.get("maxQty") or (limits.get("amount") or {}).get("max")),
+        step_size=max(steps, default=ZERO),
+        min_qty=max(minimums, default=ZERO),
+        max_qty=min(maximums, default=ZERO),
         min_notional=_dec(
             notional.get("minNotional") or notional.get("notional") or (limits.get("cost") or {}).get("min")
         ),
@@ -229,6 +252,38 @@ def rewrite_urls(urls: Any, base: str) -> Any:
     if isinstance(urls, str):
         return re.sub(r"^[a-z]+://[^/]+", base, urls)
     return urls
+
+
+def _urls(tree: Any) -> list[str]:
+    """Every URL string in a ccxt ``urls`` entry (nested dicts and lists of strings)."""
+    if isinstance(tree, dict):
+        return [url for value in tree.values() for url in _urls(value)]
+    if isinstance(tree, (list, tuple)):
+        return [url for value in tree for url in _urls(value)]
+    return [tree] if isinstance(tree, str) else []
+
+
+def order_money(exchange: Any, *, sandbox: bool = False) -> Money:
+    """Whose money ``exchange`` trades, from the URLs it will really use (after sandbox mode,
+    demo trading and ``api_url``): every API URL counts, since any of them may carry an order.
+
+    The exchange class's own production URLs are known production hosts, its ccxt ``test`` and
+    ``demo`` URLs known test hosts, on top of Binance's (see :mod:`ordergate.brokers.endpoints`).
+    """
+    own = type(exchange)().urls  # a fresh instance: the class's URLs before any switching
+    production = {url_host(url) for url in _urls(own.get("api"))}
+    test = {url_host(url) for url in _urls(own.get("test")) + _urls(own.get("demo"))}
+    return money_of(_urls(exchange.urls.get("api")), sandbox=sandbox, production=production, test=test - production)
+
+
+def order_url(api: Any, market_type: MarketType) -> str:
+    """The URL orders of ``market_type`` are sent to (Binance's keys), else the first API URL."""
+    if isinstance(api, dict):
+        wanted = api.get("fapiPrivate" if market_type == "future" else "private")
+        if isinstance(wanted, str):
+            return wanted
+    found = _urls(api)
+    return found[0] if found else ""
 
 
 @dataclass
@@ -256,6 +311,7 @@ class CcxtBroker:
         lookup_delay_s: float = 1.0,
         has_keys: bool = True,
         live: bool = False,
+        endpoint: str = "",
     ) -> None:
         self.name = name
         self.exchange = exchange
@@ -264,6 +320,8 @@ class CcxtBroker:
         self.label = label or f"{self.exchange_id} {market_type}"
         self.missing_credentials = not has_keys
         self.live = live
+        self.money: Money = "live" if live else "test"
+        self.endpoint = endpoint  # the host orders go to, for the startup summary
         self._leverage = leverage
         self._margin_mode = margin_mode
         self._markets_ttl = markets_ttl_s
@@ -312,11 +370,12 @@ class CcxtBroker:
                 exchange.set_sandbox_mode(True)
         if opts["api_url"]:
             exchange.urls["api"] = rewrite_urls(exchange.urls["api"], opts["api_url"])
+        money = order_money(exchange, sandbox=opts["sandbox"])
         broker = cls(
             name,
             exchange,
             market_type=market_type,
-            label=opts.get("label") or f"{exchange_id} {market_type}{' testnet' if opts['testnet'] else ''}",
+            label=opts.get("label") or f"{exchange_id} {market_type}{' testnet' if money == 'test' else ''}",
             leverage=opts["leverage"],
             margin_mode=opts["margin_mode"],
             markets_ttl_s=float(opts["markets_ttl_s"]),
@@ -325,7 +384,8 @@ class CcxtBroker:
             lookup_attempts=opts["lookup_attempts"],
             lookup_delay_s=float(opts["lookup_delay_s"]),
             has_keys=bool(key and secret),
-            live=not opts["testnet"],
+            live=money == "live",
+            endpoint=url_host(order_url(exchange.urls["api"], market_type)),
         )
         broker.start()
         return broker
