@@ -286,6 +286,50 @@ def order_url(api: Any, market_type: MarketType) -> str:
     return found[0] if found else ""
 
 
+def configured_exchange(name: str, options: dict[str, Any], *, file: str) -> tuple[dict[str, Any], Any]:
+    """The validated options of broker ``name`` and its ccxt exchange, pointed where its orders
+    will go (sandbox, demo trading, ``api_url``). No request is made."""
+    opts = validate(options, OPTIONS_SCHEMA, file=file, path=f"brokers.{name}")
+    exchange_id = opts["exchange"]
+    if exchange_id not in ccxt.exchanges:
+        raise ConfigError(f"ccxt has no exchange {exchange_id!r}", file=file, path=f"brokers.{name}.exchange")
+    market_type: MarketType = opts["market_type"]
+    key, secret = opts["api_key"] or "", opts["api_secret"] or ""
+    exchange_options: dict[str, Any] = {
+        "defaultType": "future" if market_type == "future" else "spot",
+        # Test and demo endpoints have no sapi; load only the markets this account trades.
+        "fetchCurrencies": False,
+        "fetchMargins": False,
+        "fetchMarkets": {"types": ["linear"] if market_type == "future" else ["spot"]},
+        # ccxt's own retry would re-send an order blind: placement retries go through lookup.
+        "maxRetriesOnFailure": 0,
+        **opts["options"],
+    }
+    exchange = getattr(ccxt, exchange_id)(
+        {
+            "apiKey": key,
+            "secret": secret,
+            "enableRateLimit": True,
+            "timeout": opts["timeout_ms"],
+            "options": exchange_options,
+        }
+    )
+    if opts["testnet"]:
+        if market_type == "future" and hasattr(exchange, "enable_demo_trading"):
+            exchange.enable_demo_trading(True)  # ccxt refuses sandbox for Binance futures now
+        else:
+            exchange.set_sandbox_mode(True)
+    if opts["api_url"]:
+        exchange.urls["api"] = rewrite_urls(exchange.urls["api"], opts["api_url"])
+    return opts, exchange
+
+
+def options_money(name: str, options: dict[str, Any], *, file: str) -> Money:
+    """Whose money broker ``name`` would trade, from its options alone (no request is made)."""
+    opts, exchange = configured_exchange(name, options, file=file)
+    return order_money(exchange, sandbox=opts["sandbox"])
+
+
 @dataclass
 class _Cached:
     value: Any
@@ -338,38 +382,9 @@ class CcxtBroker:
 
     @classmethod
     def from_config(cls, name: str, options: dict[str, Any], *, config_dir: Path, file: str) -> CcxtBroker:
-        opts = validate(options, OPTIONS_SCHEMA, file=file, path=f"brokers.{name}")
-        exchange_id = opts["exchange"]
-        if exchange_id not in ccxt.exchanges:
-            raise ConfigError(f"ccxt has no exchange {exchange_id!r}", file=file, path=f"brokers.{name}.exchange")
-        market_type: MarketType = opts["market_type"]
+        opts, exchange = configured_exchange(name, options, file=file)
+        exchange_id, market_type = opts["exchange"], opts["market_type"]
         key, secret = opts["api_key"] or "", opts["api_secret"] or ""
-        exchange_options: dict[str, Any] = {
-            "defaultType": "future" if market_type == "future" else "spot",
-            # Test and demo endpoints have no sapi; load only the markets this account trades.
-            "fetchCurrencies": False,
-            "fetchMargins": False,
-            "fetchMarkets": {"types": ["linear"] if market_type == "future" else ["spot"]},
-            # ccxt's own retry would re-send an order blind: placement retries go through lookup.
-            "maxRetriesOnFailure": 0,
-            **opts["options"],
-        }
-        exchange = getattr(ccxt, exchange_id)(
-            {
-                "apiKey": key,
-                "secret": secret,
-                "enableRateLimit": True,
-                "timeout": opts["timeout_ms"],
-                "options": exchange_options,
-            }
-        )
-        if opts["testnet"]:
-            if market_type == "future" and hasattr(exchange, "enable_demo_trading"):
-                exchange.enable_demo_trading(True)  # ccxt refuses sandbox for Binance futures now
-            else:
-                exchange.set_sandbox_mode(True)
-        if opts["api_url"]:
-            exchange.urls["api"] = rewrite_urls(exchange.urls["api"], opts["api_url"])
         money = order_money(exchange, sandbox=opts["sandbox"])
         broker = cls(
             name,

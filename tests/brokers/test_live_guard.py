@@ -16,11 +16,12 @@ from typing import Any
 import pytest
 from falcon import testing
 
-from ordergate.app import OrdergateApp, create_app
+from ordergate.app import OrdergateApp, create_app, parse_body
 from ordergate.brokers.ccxt import CcxtBroker
 from ordergate.brokers.flattrade import FlatTradeBroker
 from ordergate.config import load_settings
 from ordergate.pipeline.registry import route_summary
+from ordergate.replay import Replay, Tally
 from tests.brokers.exchange_cassette import Sent, binance_interactions, replayed
 from tests.conftest import CONFIG_DIR
 
@@ -204,3 +205,22 @@ def test_the_live_environment_says_which_routes_are_real_money_and_whether_they_
             for broker in app.service.brokers.values():
                 if isinstance(broker, CcxtBroker):
                     broker.close()
+
+
+@pytest.mark.parametrize(("api_url", "rejected"), [("https://fapi.binance.com", 1), ("http://127.0.0.1:18443", 0)])
+def test_a_replay_keeps_the_guard_of_where_the_real_orders_would_go(
+    tmp_path: Path, api_url: str, rejected: int
+) -> None:
+    environ = {
+        "WEBHOOK_SECRET": SECRET,
+        "ORDERGATE_DB": str(tmp_path / "j.db"),
+        "BINANCE_MARKET_TYPE": "future",
+        "BINANCE_API_URL": api_url,
+    }
+    replay = Replay(load_settings("testnet", CONFIG_DIR, environ=environ))  # paper stands in: no request
+    tally = Tally()
+    replay.one(parse_body(json.dumps({**BTC, "quantity": "0.01"}).encode()), tally)
+    assert tally.counts[("BINANCE", "rejected")] == rejected
+    assert tally.counts[("BINANCE", "filled")] == 1 - rejected
+    if rejected:
+        assert list(tally.reasons) == [(DISABLED, "-")]
