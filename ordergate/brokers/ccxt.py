@@ -269,11 +269,21 @@ def order_money(exchange: Any, *, sandbox: bool = False) -> Money:
 
     The exchange class's own production URLs are known production hosts, its ccxt ``test`` and
     ``demo`` URLs known test hosts, on top of Binance's (see :mod:`ordergate.brokers.endpoints`).
+    ccxt's own sandbox map, applied as ccxt applies it, is test money even on a production host:
+    some exchanges (OKX) run their sandbox on the production host behind a header ccxt adds.
     """
     own = type(exchange)().urls  # a fresh instance: the class's URLs before any switching
-    production = {url_host(url) for url in _urls(own.get("api"))}
-    test = {url_host(url) for url in _urls(own.get("test")) + _urls(own.get("demo"))}
-    return money_of(_urls(exchange.urls.get("api")), sandbox=sandbox, production=production, test=test - production)
+    current = exchange.urls.get("api")
+    if exchange.isSandboxModeEnabled and own.get("test") and current == own["test"]:
+        return "test"
+
+    def hosts(tree: Any) -> set[str]:
+        return {url_host(exchange.implode_hostname(url)) for url in _urls(tree)}
+
+    production = hosts(own.get("api"))
+    test = hosts(own.get("test")) | hosts(own.get("demo"))
+    urls = [exchange.implode_hostname(url) for url in _urls(current)]
+    return money_of(urls, sandbox=sandbox, production=production, test=test - production)
 
 
 def order_url(api: Any, market_type: MarketType) -> str:

@@ -17,6 +17,7 @@ import pytest
 from falcon import testing
 
 from ordergate.app import OrdergateApp, create_app, parse_body
+from ordergate.brokers import broker_money
 from ordergate.brokers.ccxt import CcxtBroker
 from ordergate.brokers.flattrade import FlatTradeBroker
 from ordergate.config import load_settings
@@ -224,3 +225,26 @@ def test_a_replay_keeps_the_guard_of_where_the_real_orders_would_go(
     assert tally.counts[("BINANCE", "filled")] == 1 - rejected
     if rejected:
         assert list(tally.reasons) == [(DISABLED, "-")]
+
+
+@pytest.mark.parametrize(
+    ("exchange", "testnet", "api_url", "money"),
+    [
+        ("binance", True, None, "test"),
+        ("binance", False, None, "live"),
+        ("binance", True, "https://fapi.binance.com", "live"),
+        ("binance", False, "http://127.0.0.1:18443", "test"),
+        ("binanceusdm", True, None, "test"),
+        ("binanceus", False, None, "live"),
+        ("bybit", True, None, "test"),  # ccxt's urls['test'] for bybit: its own test hosts
+        ("bybit", False, None, "live"),
+        ("okx", True, None, "test"),  # ccxt's sandbox map: OKX's host with ccxt's simulated-trading header
+        ("okx", False, None, "live"),  # the same host without it
+        ("okx", True, "https://www.okx.com", "live"),  # rewritten: no longer ccxt's own sandbox map
+    ],
+)
+def test_ccxt_exchanges_are_judged_by_the_urls_ccxt_will_use(
+    exchange: str, testnet: bool, api_url: str | None, money: str
+) -> None:
+    options = {"adapter": "ccxt", "exchange": exchange, "testnet": testnet, "api_url": api_url}
+    assert broker_money("broker", options, file="test.yaml") == money
