@@ -26,7 +26,7 @@ from ordergate.pipeline.errors import BrokerError, Rejection
 from ordergate.pipeline.journal import UNKNOWN, Entry, Journal, database_url
 from ordergate.pipeline.money import MAX_DIGITS, dumps, too_long
 from ordergate.pipeline.recovery import reconcile
-from ordergate.pipeline.registry import Service, build_service
+from ordergate.pipeline.registry import Service, build_service, route_summary
 from ordergate.pipeline.runner import Outcome, Runner
 from ordergate.pipeline.signal import Signal
 from ordergate.stages.schema import given_id
@@ -438,5 +438,5 @@ def get_app() -> OrdergateApp:
     settings = load_settings()
     app = create_app(settings)
     app.start_reconciler()
-    log.info("ordergate ready: environment %s, routes %s", settings.environment, ", ".join(app.service.runners))
+    log.info("ordergate ready: environment %s; %s", settings.environment, "; ".join(route_summary(app.service)))
     return app

@@ -12,7 +12,7 @@ from typing import TextIO
 
 from ordergate.config import Settings, load_settings
 from ordergate.pipeline.errors import ConfigError
-from ordergate.pipeline.registry import build_service
+from ordergate.pipeline.registry import build_service, route_summary
 
 log = logging.getLogger("ordergate")
 
@@ -30,6 +30,8 @@ def _check(args: argparse.Namespace) -> int:
         also = f" (also {', '.join(aliases)})" if aliases else ""
         print(f"  {name.ljust(width)}  broker {broker.name} [{broker.label}, {kind}]{also}")
         print(f"  {' ' * width}  {runner.route.pipeline}: {' → '.join(runner.names)}")
+    for line in route_summary(service):
+        print(line)
     return 0
 
 
@@ -51,6 +53,8 @@ def _serve(args: argparse.Namespace) -> int:
     log.info(
         "ordergate serving on http://%s:%s (environment %s; routes %s)", host, server.port, settings.environment, routes
     )
+    for line in route_summary(app.service):
+        log.info(line)
     server.serve(drain_seconds())
     from ordergate.notifications import shutdown
 

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ordergate.app import idempotency_key, new_signal_id, parse_body
+from ordergate.brokers import broker_money
 from ordergate.brokers.base import Broker
 from ordergate.brokers.paper import PaperBroker
 from ordergate.config import Settings
@@ -124,14 +125,9 @@ def _market_type(options: Mapping[str, Any]) -> str:
     return str(given) if given else ADAPTER_MARKET.get(str(options.get("adapter")), "spot")
 
 
-def _is_live(options: Mapping[str, Any]) -> bool:
-    """Whether the real broker trades real money (as its adapter would decide)."""
-    adapter = options.get("adapter")
-    if adapter == "flattrade":
-        return True
-    if adapter == "ccxt":
-        return options.get("testnet", True) in (False, "false", "no", "off", "0")
-    return False
+def _is_live(name: str, options: Mapping[str, Any], file: str) -> bool:
+    """Whether the real broker trades real money (as its adapter decides: where its orders go)."""
+    return broker_money(name, dict(options), file=file) == "live"
 
 
 def paper_stand_ins(settings: Settings) -> dict[str, Broker]:
@@ -159,7 +155,7 @@ def paper_stand_ins(settings: Settings) -> dict[str, Broker]:
         file = settings.origin(f"brokers.{paper}")
         broker = PaperBroker.from_config(name, dict(brokers[paper]), config_dir=settings.config_dir, file=file)
         broker.label = f"paper for {name}"
-        broker.live = _is_live(options)  # keep the live guard of the real route
+        broker.live = _is_live(name, options, settings.origin(f"brokers.{name}"))  # keep the real route's guard
         stand_ins[name] = broker
     return stand_ins
 

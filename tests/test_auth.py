@@ -121,7 +121,10 @@ def test_real_money_only_in_live_with_live_trading_yes(
     result = post(app, SEED_ORDERS[0])
     assert result.status_code == status, result.json
     if status == 422:
-        assert result.json["error"] == "Live trading is disabled in this environment"
+        assert result.json["error"] == (
+            "Live trading is disabled in this environment: set ORDERGATE_ENV=live and LIVE_TRADING=yes"
+            " to trade real money on BINANCE"
+        )
         assert orders(app) == 0
 
 

@@ -90,6 +90,7 @@ def test_serve_reads_port_serves_the_seed_and_stops_on_sigterm(tmp_path: Path) -
     assert process.returncode == 0
     assert "Processing Binance Signal: BUY BTCUSDT 0.001 @ MARKET" in stderr
     assert "✅ Order placed successfully:" in stderr
+    assert "route BINANCE → paper_binance (paper): paper" in stderr  # which money, per route
     assert " INFO " not in stderr  # the seed's plain lines; levels only for warnings and errors
 
 

@@ -308,7 +308,13 @@ def test_replay_in_live_stands_paper_in_for_every_exchange_and_keeps_the_live_gu
     for payload in (BTC, {**BTC, "broker": "BINANCE_REAL"}):
         replay.one(parse_body(raw_json(payload).encode()), tally)
     assert tally.counts == {("BINANCE", "filled"): 1, ("BINANCE_REAL", "rejected"): 1}
-    assert list(tally.reasons) == [("Live trading is disabled in this environment", "-")]
+    assert list(tally.reasons) == [
+        (
+            "Live trading is disabled in this environment: set ORDERGATE_ENV=live and LIVE_TRADING=yes"
+            " to trade real money on BINANCE_REAL",
+            "-",
+        )
+    ]
     assert all(not r.observers for r in replay.runners.values())  # nobody is notified of a replay
 
 

@@ -178,8 +178,8 @@ CRYPTO_MIDDLE = (
         ),
         (
             BASE,
-            "    market_type: future ",
-            "    market_type: futures",
+            "    market_type: ${BINANCE_MARKET_TYPE:-spot}\n    leverage",
+            "    market_type: ${BINANCE_MARKET_TYPE:-futures}\n    leverage",
             "brokers.paper_binance.market_type",
             "unallowed value futures",
         ),
@@ -206,7 +206,7 @@ def test_a_config_error_names_file_and_key_path(
 
 
 def test_yaml_syntax_error_names_file_and_line(config: Path) -> None:
-    file = edit(config, BASE, "    leverage: 1\n", "    leverage: 1: 2\n")
+    file = edit(config, BASE, "    leverage: ${BINANCE_LEVERAGE:-1}\n    markets:", "    leverage: 1: 2\n    markets:")
     line = next(i for i, text in enumerate(file.read_text().splitlines(), 1) if "leverage: 1: 2" in text)
     error = config_error(config)
     assert error.file == str(file)
@@ -424,7 +424,7 @@ def test_an_alias_clash_names_where_the_alias_is(config: Path) -> None:
 
 @pytest.fixture
 def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("ORDERGATE_ENV", "ORDERGATE_CONFIG_DIR", "PORT", "WAITRESS_THREADS"):
+    for name in ("ORDERGATE_ENV", "ORDERGATE_CONFIG_DIR", "PORT", "WAITRESS_THREADS", "BINANCE_MARKET_TYPE"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -436,12 +436,15 @@ def test_check_prints_every_route_and_chain(config: Path, capsys: pytest.Capture
     assert lines[0].startswith("Configuration OK: environment development (")
     chain = "schema → whitelist → precision → notional → limits → balance → execute → notify"
     assert lines[1:] == [
-        "  BINANCE       broker paper_binance [paper, future]",
+        "  BINANCE       broker paper_binance [paper, spot]",
         f"                crypto: {chain}",
-        "  BINANCE_REAL  broker paper_binance [paper, future]",
+        "  BINANCE_REAL  broker paper_binance [paper, spot]",
         f"                crypto: {chain}",
         "  FLATTRADE     broker paper_nse [paper, equity]",
         f"                equities: {chain.replace('schema', 'schema → market_hours (off)')}",
+        "route BINANCE → paper_binance (paper): paper",
+        "route BINANCE_REAL → paper_binance (paper): paper",
+        "route FLATTRADE → paper_nse (paper): paper",
     ]
     assert err == ""
 
@@ -455,7 +458,7 @@ def test_check_shows_aliases_and_the_chosen_environment(
     assert main(["--env", "live", "--config-dir", str(config), "check"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("Configuration OK: environment live (")
-    assert "  BINANCE       broker paper_binance [paper, future] (also BINANCE_FUTURES)\n" in out
+    assert "  BINANCE       broker paper_binance [paper, spot] (also BINANCE_FUTURES)\n" in out
 
 
 @pytest.mark.usefixtures("clean_environ")

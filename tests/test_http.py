@@ -130,8 +130,12 @@ def test_responses_are_json(client: testing.TestClient) -> None:
 
 
 def test_quantity_above_the_market_maximum_is_refused(client: testing.TestClient) -> None:
-    result = post(client, "{" + BTC + ', "quantity": 9000.00001}')
-    assert (result.status_code, result.json["error"]) == (422, "Order size too large: at most 9000 BTC per order")
+    # the stricter of LOT_SIZE (9000) and MARKET_LOT_SIZE (168.82682004 in the spot snapshot)
+    result = post(client, "{" + BTC + ', "quantity": 168.82683}')
+    assert (result.status_code, result.json["error"]) == (
+        422,
+        "Order size too large: at most 168.82682004 BTC per order",
+    )
 
 
 def test_symbol_with_template_spaces_and_exchange_prefix(client: testing.TestClient) -> None:

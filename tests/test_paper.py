@@ -12,11 +12,12 @@ import pytest
 
 from ordergate.brokers.base import Broker
 from ordergate.brokers.paper import PaperBroker
-from ordergate.pipeline.errors import Rejection
+from ordergate.pipeline.errors import ConfigError, Rejection
 from ordergate.pipeline.signal import Market, Order, Placement
 from tests.conftest import CONFIG_DIR
 
 PRICES = {"BTCUSDT": Decimal(43500), "ETHUSDT": Decimal(2500)}
+MARKET_FILES = {"spot": "markets/binance-spot.json", "future": "markets/binance-usdm.json"}
 _ids = itertools.count(1)
 
 
@@ -27,7 +28,8 @@ def crypto(
         "adapter": "paper",
         "market_type": market_type,
         "leverage": leverage,
-        "markets": "markets/binance-spot.json",
+        # each market type on its own exchange's rules, as config/ordergate.yaml's paper_binance
+        "markets": MARKET_FILES,
         "balances": balances or {"USDT": Decimal(10000)},
         "prices": PRICES,
     }
@@ -286,19 +288,38 @@ def test_market_by_broker_alias() -> None:
     }
 
 
-def test_market_rules_come_from_the_snapshot() -> None:
-    market = crypto().market("BTCUSDT")
+# Spot: the recorded 2023-09 snapshot. USD-M: synthesized from Binance's published filters.
+# max_qty is the stricter of LOT_SIZE and MARKET_LOT_SIZE (spot's market maximum, 168.83 BTC
+# that day; futures' 120 BTC), since one Market serves limit and market orders.
+@pytest.mark.parametrize(
+    ("market_type", "tick", "step", "most", "minimum"),
+    [("spot", "0.01", "0.00001", "168.82682004", "5"), ("future", "0.1", "0.001", "120", "100")],
+)
+def test_market_rules_come_from_the_exchange_of_the_market_type(
+    market_type: str, tick: str, step: str, most: str, minimum: str
+) -> None:
+    market = crypto(market_type).market("BTCUSDT")
     assert market == Market(
         symbol="BTCUSDT",
         base="BTC",
         quote="USDT",
-        type="future",
-        tick_size=Decimal("0.01"),
-        step_size=Decimal("0.00001"),
-        min_qty=Decimal("0.00001"),
-        max_qty=Decimal(9000),
-        min_notional=Decimal(5),
+        type=market_type,  # type: ignore[arg-type]
+        tick_size=Decimal(tick),
+        step_size=Decimal(step),
+        min_qty=Decimal(step),
+        max_qty=Decimal(most),
+        min_notional=Decimal(minimum),
         broker_symbol="BTCUSDT",
+    )
+
+
+def test_a_market_file_per_market_type_needs_one_for_the_chosen_type() -> None:
+    options = {"adapter": "paper", "market_type": "future", "markets": {"spot": "markets/binance-spot.json"}}
+    with pytest.raises(ConfigError) as info:
+        PaperBroker.from_config("paper_binance", options, config_dir=CONFIG_DIR, file="test.yaml")
+    assert (
+        str(info.value)
+        == "test.yaml:brokers.paper_binance.markets: no market file for market_type future (given: spot)"
     )
 
 

@@ -28,6 +28,7 @@ from ccxt.base import errors as cx
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from ordergate.brokers.base import binance_params
+from ordergate.brokers.endpoints import Money, money_of, url_host
 from ordergate.config import validate
 from ordergate.pipeline.errors import (
     INSUFFICIENT_BALANCE,
@@ -55,6 +56,10 @@ OPTIONS_SCHEMA: dict[str, Any] = {
     "exchange": {"type": "string", "required": True, "regex": "[a-z0-9]+"},
     "market_type": {"type": "string", "allowed": ["spot", "future"], "default": "spot"},
     "testnet": {"type": "boolean", "default": True},
+    # Vouches that an api_url host nobody knows (neither loopback nor a known test or production
+    # host) is a test exchange; without it such a host is real money. Never overrides a known
+    # production host: see ordergate.brokers.endpoints.
+    "sandbox": {"type": "boolean", "default": False},
     "api_key": {"type": "string", "nullable": True, "default": None},
     "api_secret": {"type": "string", "nullable": True, "default": None},
     "api_url": {"type": "string", "nullable": True, "default": None},
@@ -209,24 +214,42 @@ def _dec(value: Any) -> Decimal:
     return result if result.is_finite() else ZERO
 
 
+def _positive(*values: Decimal) -> list[Decimal]:
+    return [v for v in values if v > 0]
+
+
 def market_of(raw: dict[str, Any], market_type: MarketType) -> Market:
-    """An ordergate Market from a ccxt market, its numbers from the exchange's raw filters."""
+    """An ordergate Market from a ccxt market, its numbers from the exchange's raw filters.
+
+    Read exactly as ``scripts/extract_markets.py`` reads them for the paper twin (a test holds
+    the two together): one Market serves both order types, so where Binance has two filters it
+    takes the stricter. LOT_SIZE binds limit orders, MARKET_LOT_SIZE market orders (spot sends
+    its step as 0, meaning LOT_SIZE's): the coarser step, the larger minimum, the smaller
+    maximum. The minimum notional is spot's NOTIONAL / MIN_NOTIONAL ``minNotional`` or futures'
+    MIN_NOTIONAL ``notional``. ccxt's parsed precision and limits stand in for exchanges
+    without Binance's filters.
+    """
     info = raw.get("info") or {}
     filters = {f.get("filterType"): f for f in info.get("filters", []) if isinstance(f, dict)}
     price_filter = filters.get("PRICE_FILTER", {})
     lot = filters.get("LOT_SIZE", {})
+    market_lot = filters.get("MARKET_LOT_SIZE", {})
     notional = filters.get("NOTIONAL") or filters.get("MIN_NOTIONAL") or {}
     limits = raw.get("limits") or {}
     precision = raw.get("precision") or {}
+    amount = limits.get("amount") or {}
+    steps = _positive(_dec(lot.get("stepSize") or precision.get("amount")), _dec(market_lot.get("stepSize")))
+    minimums = _positive(_dec(lot.get("minQty") or amount.get("min")), _dec(market_lot.get("minQty")))
+    maximums = _positive(_dec(lot.get("maxQty") or amount.get("max")), _dec(market_lot.get("maxQty")))
     return Market(
         symbol=str(raw["id"]).upper(),
         base=str(raw["base"]),
         quote=str(raw["quote"]),
         type=market_type,
         tick_size=_dec(price_filter.get("tickSize") or precision.get("price")),
-        step_size=_dec(lot.get("stepSize") or precision.get("amount")),
-        min_qty=_dec(lot.get("minQty") or (limits.get("amount") or {}).get("min")),
-        max_qty=_dec(lot.get("maxQty") or (limits.get("amount") or {}).get("max")),
+        step_size=max(steps, default=ZERO),
+        min_qty=max(minimums, default=ZERO),
+        max_qty=min(maximums, default=ZERO),
         min_notional=_dec(
             notional.get("minNotional") or notional.get("notional") or (limits.get("cost") or {}).get("min")
         ),
@@ -242,6 +265,92 @@ def rewrite_urls(urls: Any, base: str) -> Any:
     if isinstance(urls, str):
         return re.sub(r"^[a-z]+://[^/]+", base, urls)
     return urls
+
+
+def _urls(tree: Any) -> list[str]:
+    """Every URL string in a ccxt ``urls`` entry (nested dicts and lists of strings)."""
+    if isinstance(tree, dict):
+        return [url for value in tree.values() for url in _urls(value)]
+    if isinstance(tree, (list, tuple)):
+        return [url for value in tree for url in _urls(value)]
+    return [tree] if isinstance(tree, str) else []
+
+
+def order_money(exchange: Any, *, sandbox: bool = False) -> Money:
+    """Whose money ``exchange`` trades, from the URLs it will really use (after sandbox mode,
+    demo trading and ``api_url``): every API URL counts, since any of them may carry an order.
+
+    The exchange class's own production URLs are known production hosts, its ccxt ``test`` and
+    ``demo`` URLs known test hosts, on top of Binance's (see :mod:`ordergate.brokers.endpoints`).
+    ccxt's own sandbox map, applied as ccxt applies it, is test money even on a production host:
+    some exchanges (OKX) run their sandbox on the production host behind a header ccxt adds.
+    """
+    own = type(exchange)().urls  # a fresh instance: the class's URLs before any switching
+    current = exchange.urls.get("api")
+    if exchange.isSandboxModeEnabled and own.get("test") and current == own["test"]:
+        return "test"
+
+    def hosts(tree: Any) -> set[str]:
+        return {url_host(exchange.implode_hostname(url)) for url in _urls(tree)}
+
+    production = hosts(own.get("api"))
+    test = hosts(own.get("test")) | hosts(own.get("demo"))
+    urls = [exchange.implode_hostname(url) for url in _urls(current)]
+    return money_of(urls, sandbox=sandbox, production=production, test=test - production)
+
+
+def order_url(api: Any, market_type: MarketType) -> str:
+    """The URL orders of ``market_type`` are sent to (Binance's keys), else the first API URL."""
+    if isinstance(api, dict):
+        wanted = api.get("fapiPrivate" if market_type == "future" else "private")
+        if isinstance(wanted, str):
+            return wanted
+    found = _urls(api)
+    return found[0] if found else ""
+
+
+def configured_exchange(name: str, options: dict[str, Any], *, file: str) -> tuple[dict[str, Any], Any]:
+    """The validated options of broker ``name`` and its ccxt exchange, pointed where its orders
+    will go (sandbox, demo trading, ``api_url``). No request is made."""
+    opts = validate(options, OPTIONS_SCHEMA, file=file, path=f"brokers.{name}")
+    exchange_id = opts["exchange"]
+    if exchange_id not in ccxt.exchanges:
+        raise ConfigError(f"ccxt has no exchange {exchange_id!r}", file=file, path=f"brokers.{name}.exchange")
+    market_type: MarketType = opts["market_type"]
+    key, secret = opts["api_key"] or "", opts["api_secret"] or ""
+    exchange_options: dict[str, Any] = {
+        "defaultType": "future" if market_type == "future" else "spot",
+        # Test and demo endpoints have no sapi; load only the markets this account trades.
+        "fetchCurrencies": False,
+        "fetchMargins": False,
+        "fetchMarkets": {"types": ["linear"] if market_type == "future" else ["spot"]},
+        # ccxt's own retry would re-send an order blind: placement retries go through lookup.
+        "maxRetriesOnFailure": 0,
+        **opts["options"],
+    }
+    exchange = getattr(ccxt, exchange_id)(
+        {
+            "apiKey": key,
+            "secret": secret,
+            "enableRateLimit": True,
+            "timeout": opts["timeout_ms"],
+            "options": exchange_options,
+        }
+    )
+    if opts["testnet"]:
+        if market_type == "future" and hasattr(exchange, "enable_demo_trading"):
+            exchange.enable_demo_trading(True)  # ccxt refuses sandbox for Binance futures now
+        else:
+            exchange.set_sandbox_mode(True)
+    if opts["api_url"]:
+        exchange.urls["api"] = rewrite_urls(exchange.urls["api"], opts["api_url"])
+    return opts, exchange
+
+
+def options_money(name: str, options: dict[str, Any], *, file: str) -> Money:
+    """Whose money broker ``name`` would trade, from its options alone (no request is made)."""
+    opts, exchange = configured_exchange(name, options, file=file)
+    return order_money(exchange, sandbox=opts["sandbox"])
 
 
 @dataclass
@@ -269,6 +378,7 @@ class CcxtBroker:
         lookup_delay_s: float = 1.0,
         has_keys: bool = True,
         live: bool = False,
+        endpoint: str = "",
     ) -> None:
         self.name = name
         self.exchange = exchange
@@ -277,6 +387,8 @@ class CcxtBroker:
         self.label = label or f"{self.exchange_id} {market_type}"
         self.missing_credentials = not has_keys
         self.live = live
+        self.money: Money = "live" if live else "test"
+        self.endpoint = endpoint  # the host orders go to, for the startup summary
         self._leverage = leverage
         self._margin_mode = margin_mode
         self._markets_ttl = markets_ttl_s
@@ -296,43 +408,15 @@ class CcxtBroker:
 
     @classmethod
     def from_config(cls, name: str, options: dict[str, Any], *, config_dir: Path, file: str) -> CcxtBroker:
-        opts = validate(options, OPTIONS_SCHEMA, file=file, path=f"brokers.{name}")
-        exchange_id = opts["exchange"]
-        if exchange_id not in ccxt.exchanges:
-            raise ConfigError(f"ccxt has no exchange {exchange_id!r}", file=file, path=f"brokers.{name}.exchange")
-        market_type: MarketType = opts["market_type"]
+        opts, exchange = configured_exchange(name, options, file=file)
+        exchange_id, market_type = opts["exchange"], opts["market_type"]
         key, secret = opts["api_key"] or "", opts["api_secret"] or ""
-        exchange_options: dict[str, Any] = {
-            "defaultType": "future" if market_type == "future" else "spot",
-            # Test and demo endpoints have no sapi; load only the markets this account trades.
-            "fetchCurrencies": False,
-            "fetchMargins": False,
-            "fetchMarkets": {"types": ["linear"] if market_type == "future" else ["spot"]},
-            # ccxt's own retry would re-send an order blind: placement retries go through lookup.
-            "maxRetriesOnFailure": 0,
-            **opts["options"],
-        }
-        exchange = getattr(ccxt, exchange_id)(
-            {
-                "apiKey": key,
-                "secret": secret,
-                "enableRateLimit": True,
-                "timeout": opts["timeout_ms"],
-                "options": exchange_options,
-            }
-        )
-        if opts["testnet"]:
-            if market_type == "future" and hasattr(exchange, "enable_demo_trading"):
-                exchange.enable_demo_trading(True)  # ccxt refuses sandbox for Binance futures now
-            else:
-                exchange.set_sandbox_mode(True)
-        if opts["api_url"]:
-            exchange.urls["api"] = rewrite_urls(exchange.urls["api"], opts["api_url"])
+        money = order_money(exchange, sandbox=opts["sandbox"])
         broker = cls(
             name,
             exchange,
             market_type=market_type,
-            label=opts.get("label") or f"{exchange_id} {market_type}{' testnet' if opts['testnet'] else ''}",
+            label=opts.get("label") or f"{exchange_id} {market_type}{' testnet' if money == 'test' else ''}",
             leverage=opts["leverage"],
             margin_mode=opts["margin_mode"],
             markets_ttl_s=float(opts["markets_ttl_s"]),
@@ -341,7 +425,8 @@ class CcxtBroker:
             lookup_attempts=opts["lookup_attempts"],
             lookup_delay_s=float(opts["lookup_delay_s"]),
             has_keys=bool(key and secret),
-            live=not opts["testnet"],
+            live=money == "live",
+            endpoint=url_host(order_url(exchange.urls["api"], market_type)),
         )
         broker.start()
         return broker

@@ -33,6 +33,7 @@ from urllib.parse import quote_plus, urlencode
 import requests
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from ordergate.brokers.endpoints import Money, money_of, url_host
 from ordergate.config import validate
 from ordergate.pipeline.errors import (
     INVALID_SYMBOL,
@@ -58,6 +59,9 @@ OPTIONS_SCHEMA: dict[str, Any] = {
     "adapter": {"type": "string", "allowed": ["flattrade"]},
     "label": {"type": "string"},
     "api_url": {"type": "string", "default": "https://piconnect.flattrade.in/PiConnectAPI"},
+    # FlatTrade has no sandbox: orders are real money unless api_url is loopback, or a host
+    # nobody knows that this flag vouches for (never FlatTrade's own hosts).
+    "sandbox": {"type": "boolean", "default": False},
     # the token exchange: POST <auth_url>/apitoken
     "auth_url": {"type": "string", "default": "https://authapi.flattrade.in/trade"},
     # where the user signs in: <login_url>/?app_key=<api_key>
@@ -214,11 +218,15 @@ class FlatTradeBroker:
         quote_ttl_s: float,
         scrip_ttl_s: float,
         lookup_delay_s: float,
+        sandbox: bool = False,
     ) -> None:
         self.name = name
         self.label = label
         self.client = client
-        self.live = True  # FlatTrade has no sandbox: every order is real money
+        # FlatTrade has no sandbox: real money unless the orders go to loopback (or a vouched host)
+        self.money: Money = money_of([client.api_url], sandbox=sandbox)
+        self.live = self.money == "live"
+        self.endpoint = url_host(client.api_url)  # the host orders go to, for the startup summary
         self.missing_credentials = not user_id
         self.user_id, self.account_id = user_id, account_id or user_id
         self.api_key, self._api_secret = api_key, api_secret
@@ -259,6 +267,7 @@ class FlatTradeBroker:
             quote_ttl_s=float(opts["quote_ttl_s"]),
             scrip_ttl_s=float(opts["scrip_ttl_s"]),
             lookup_delay_s=float(opts["lookup_delay_s"]),
+            sandbox=opts["sandbox"],
         )
 
     # -- the daily login ------------------------------------------------------------------------

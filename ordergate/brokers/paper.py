@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from ordergate.brokers.base import binance_params, load_markets
+from ordergate.brokers.endpoints import Money
 from ordergate.config import validate
-from ordergate.pipeline.errors import INSUFFICIENT_BALANCE, BrokerError, Rejection
+from ordergate.pipeline.errors import INSUFFICIENT_BALANCE, BrokerError, ConfigError, Rejection
 from ordergate.pipeline.money import ZERO
 from ordergate.pipeline.signal import Market, MarketType, Order, Placement
 
@@ -27,7 +28,14 @@ OPTIONS_SCHEMA: dict[str, Any] = {
     "adapter": {"type": "string", "allowed": ["paper"]},
     "label": {"type": "string", "default": "paper"},
     "market_type": {"type": "string", "allowed": ["spot", "future", "equity"], "default": "spot"},
-    "markets": {"type": "string", "required": True},
+    # one market file, or one per market type ({spot: ..., future: ...}): the file that follows
+    # market_type, so ${BINANCE_MARKET_TYPE} switches rules and account together
+    "markets": {
+        "type": ["string", "dict"],
+        "required": True,
+        "keysrules": {"type": "string", "allowed": ["spot", "future", "equity"]},
+        "valuesrules": {"type": "string"},
+    },
     "leverage": {"type": "decimal", "min": 1, "max": 125, "default": 1},
     "balances": {"type": "dict", "valuesrules": {"type": "decimal", "min": 0}, "default": {}},
     "prices": {"type": "dict", "valuesrules": {"type": "decimal", "min": 0}, "default": {}},
@@ -58,6 +66,7 @@ class PaperBroker:
         self.label = label
         self.market_type = market_type
         self.live = False  # simulated money
+        self.money: Money = "paper"
         self.missing_credentials = False
         self._markets = markets
         self._prices = {k.upper(): Decimal(v) for k, v in prices.items()}
@@ -74,7 +83,17 @@ class PaperBroker:
     def from_config(cls, name: str, options: dict[str, Any], *, config_dir: Path, file: str) -> PaperBroker:
         opts = validate(options, OPTIONS_SCHEMA, file=file, path=f"brokers.{name}")
         market_type: MarketType = opts["market_type"]
-        markets = load_markets((config_dir / opts["markets"]).resolve(), market_type)
+        markets_file = opts["markets"]
+        if isinstance(markets_file, dict):
+            if market_type not in markets_file:
+                given = ", ".join(markets_file) or "none"
+                raise ConfigError(
+                    f"no market file for market_type {market_type} (given: {given})",
+                    file=file,
+                    path=f"brokers.{name}.markets",
+                )
+            markets_file = markets_file[market_type]
+        markets = load_markets((config_dir / markets_file).resolve(), market_type)
         return cls(
             name,
             markets=markets,

@@ -171,6 +171,31 @@ def build_service(
     return Service(settings, built, runners, _aliases(settings))
 
 
+LIVE_HINT = "set ORDERGATE_ENV=live and LIVE_TRADING=yes"
+
+
+def route_summary(service: Service) -> list[str]:
+    """One line per route: whose money it trades and whether that is allowed here, e.g.
+    ``route BINANCE → binance (binance spot testnet, testnet.binance.vision): test money``."""
+    lines = []
+    for name, runner in service.runners.items():
+        route, broker = runner.route, runner.route.broker
+        # ``live`` is what the guard obeys: it wins over a broker's own idea of its money
+        money = "live" if broker.live else getattr(broker, "money", "test")
+        host = getattr(broker, "endpoint", "")
+        where = f"{broker.label}, {host}" if host else broker.label
+        if money == "paper":
+            what = "paper"
+        elif money == "test":
+            what = "test money"
+        elif route.live_blocked:
+            what = f"REAL MONEY, live trading disabled ({LIVE_HINT})"
+        else:
+            what = "REAL MONEY, live trading enabled"
+        lines.append(f"route {name} → {broker.name} ({where}): {what}")
+    return lines
+
+
 def _aliases(settings: Settings) -> dict[str, str]:
     """Upper-cased route names and aliases -> route; route names first, so a clash is an alias's."""
     routes = settings.data["routes"]

@@ -277,7 +277,11 @@ class Runner:
     def _refusal(self, signal: Signal) -> Rejection | BrokerError | None:
         """What refuses a signal before any stage: the live guard, missing keys, its age."""
         if self.route.live_blocked:
-            return Rejection("Live trading is disabled in this environment", code="live_trading_disabled")
+            return Rejection(
+                "Live trading is disabled in this environment: set ORDERGATE_ENV=live and LIVE_TRADING=yes"
+                f" to trade real money on {self.route.name}",
+                code="live_trading_disabled",
+            )
         if self.route.broker.missing_credentials:
             return BrokerAuthError(f"API keys not configured for {self.route.name}", broker=self.route.broker.name)
         session = self.route.broker.session_error()

@@ -265,7 +265,8 @@ def test_behind_api_url_the_seed_errors_keep_their_words(
     binance: Any, market_type: str, signal: dict[str, str], words: str
 ) -> None:
     # A Binance-compatible server (or proxy) at BINANCE_API_URL is not a Binance host, so ccxt
-    # leaves Binance's codes untranslated; ordergate reads them itself.
-    ex = binance(market_type, pipeline=EXCHANGE_DECIDES, api_url="http://binance-compatible.test:8080")
+    # leaves Binance's codes untranslated; ordergate reads them itself. An unknown host is real
+    # money unless the broker vouches for it with sandbox: true.
+    ex = binance(market_type, pipeline=EXCHANGE_DECIDES, api_url="http://binance-compatible.test:8080", sandbox=True)
     status, body, _ = ex.send(**{**BTC, **signal})
     assert (status, body["error"], body["stage"]) == (422, words, "execute")

@@ -79,7 +79,7 @@ def test_behind_api_url_a_genuine_2013_is_absent(
 ) -> None:
     # Not a Binance host, so ccxt's per-host tables do not apply; its common table still maps
     # -2013 to OrderNotFound for spot and USD-M alike, and only that lets the order go again.
-    ex = binance(market_type, api_url=COMPATIBLE, **LEVERAGE[market_type])
+    ex = binance(market_type, api_url=COMPATIBLE, sandbox=True, **LEVERAGE[market_type])
     order = BTC if market_type == "spot" else FUT
     status, body, cost = ex.send(id="lu-absent", price="43500", **order)
     assert (status, body.get("status")) == (200, "FILLED"), (body, cost)
