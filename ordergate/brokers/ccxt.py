@@ -2,9 +2,8 @@
 
 One round trip per signal in steady state: markets are loaded at startup and refreshed in the
 background; every symbol's last price is read in one request at startup and refreshed in the
-background (a symbol's ticker only when that is missing or older than ``ticker_ttl_s``);
-balances are cached, updated from fills and refreshed on a TTL. A signal's price hint never
-enters the price cache: the checks compare it with these exchange prices. Placement is exactly-once: every order
+background (a symbol's ticker only when that is missing or old); balances are cached, updated
+from fills and refreshed on a TTL. Placement is exactly-once: every order
 carries the signal's client order id, ccxt's own retries are off, and an order whose outcome
 is unknown (timeout, 5xx, Binance -1007) is looked up by that id before anything is re-sent.
 
