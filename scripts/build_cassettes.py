@@ -27,7 +27,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 RESPONSES = ROOT / "tests" / "brokers" / "responses"
-OUT = ROOT / "tests" / "brokers" / "cassettes" / "test_ccxt_binance"
+CASSETTES = ROOT / "tests" / "brokers" / "cassettes"
+OUT = CASSETTES / "test_ccxt_binance"
 
 SPOT = "https://testnet.binance.vision/api/v3"
 FAPI = "https://demo-fapi.binance.com/fapi"
@@ -74,6 +75,11 @@ def spot_markets() -> dict[str, Any]:
 
 def spot_ticker() -> dict[str, Any]:
     return interaction("GET", f"{SPOT}/ticker/24hr?symbol=BTCUSDT", 200, body("spot-ticker-24hr"))
+
+
+def spot_prices() -> dict[str, Any]:
+    """Every symbol's last price in one request: what the broker reads at startup and in the background."""
+    return interaction("GET", f"{SPOT}/ticker/price", 200, body("spot-ticker-price"))
 
 
 def spot_account() -> dict[str, Any]:
@@ -161,6 +167,10 @@ def fapi_markets() -> dict[str, Any]:
     return interaction("GET", f"{FAPI}/v1/exchangeInfo", 200, body("usdm-exchangeInfo"))
 
 
+def fapi_prices() -> dict[str, Any]:
+    return interaction("GET", f"{FAPI}/v2/ticker/price", 200, body("usdm-ticker-price"))
+
+
 def fapi_account() -> dict[str, Any]:
     return interaction("GET", f"{FAPI}/v3/account", 200, body("usdm-account"))
 
@@ -231,11 +241,9 @@ def cassettes() -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {
         "test_spot_market_orders_cost_one_round_trip_in_steady_state": [
             spot_markets(),
-            spot_account(),  # markets and balance are read at startup
-            spot_ticker(),
+            spot_account(),  # markets, all prices and the balance are read at startup
             spot_order("spot-1"),
             spot_order("spot-2"),
-            spot_ticker(),
             spot_order("spot-3"),
         ],
         "test_spot_limit_order_rests_on_the_book": [
@@ -312,7 +320,52 @@ def cassettes() -> dict[str, list[dict[str, Any]]]:
         out["test_futures_margin_insufficient_is_the_seed_words"]
     )
     out.update(lookup_cassettes())
-    return out
+    return {name: with_startup_prices(interactions) for name, interactions in out.items()}
+
+
+def with_startup_prices(interactions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Add, after the markets, the all-symbols price read a broker makes at startup.
+
+    Every broker that loads markets reads all prices next (unless its ``ticker_ttl_s`` is
+    under 1); a test that does not reach it leaves it unplayed. Same host as the markets, so
+    a cassette behind ``api_url`` gets it there too.
+    """
+    for index, item in enumerate(interactions):
+        uri = item["request"]["uri"]
+        if item["request"]["method"] == "GET" and uri.endswith("/exchangeInfo"):
+            if "/fapi/" in uri:  # USD-M lists its prices under /fapi/v2
+                prices = fapi_prices()
+                prices["request"]["uri"] = uri.replace("/v1/exchangeInfo", "/v2/ticker/price")
+            else:
+                prices = spot_prices()
+                prices["request"]["uri"] = uri.replace("/exchangeInfo", "/ticker/price")
+            return [*interactions[: index + 1], prices, *interactions[index + 1 :]]
+    return interactions
+
+
+def price_cassettes() -> dict[str, list[dict[str, Any]]]:
+    """The cassettes of tests/brokers/test_ccxt_prices.py (price hints against exchange prices)."""
+    out: dict[str, list[dict[str, Any]]] = {
+        # startup only: each of these signals is refused before any request
+        "test_testnet_a_low_hint_does_not_pass_the_max_notional": [spot_markets(), spot_account()],
+        "test_testnet_flattrade_a_low_hint_does_not_pass_the_rupee_limit": [spot_markets(), spot_account()],
+        "test_all_prices_are_read_in_the_background": [spot_markets(), spot_account()],
+        "test_without_a_recent_price_a_signal_reads_its_ticker": [
+            spot_markets(),
+            spot_account(),
+            spot_ticker(),
+            spot_order("fresh-1"),
+            spot_ticker(),
+            spot_order("fresh-2"),
+        ],
+        "test_futures_good_hint_one_round_trip": [
+            fapi_markets(),
+            fapi_account(),
+            fapi_leverage(5),
+            fapi_order("fut-hint", qty="0.003"),
+        ],
+    }
+    return {name: with_startup_prices(interactions) for name, interactions in out.items()}
 
 
 COMPATIBLE = "http://binance-compatible.test:8080"
@@ -470,11 +523,12 @@ def main() -> None:
         snapshot = json.loads(Path(sys.argv[1]).read_text())
         snapshot["symbols"] = [s for s in snapshot["symbols"] if s["symbol"] in SPOT_SYMBOLS]
         (RESPONSES / "spot-exchangeInfo.json").write_text(json.dumps(snapshot, indent=1) + "\n")
-    OUT.mkdir(parents=True, exist_ok=True)
-    for name, interactions in cassettes().items():
-        text = yaml.safe_dump({"interactions": interactions, "version": 1}, sort_keys=True, width=120)
-        (OUT / f"{name}.yaml").write_text(text)
-    print(f"wrote {len(cassettes())} cassettes to {OUT.relative_to(ROOT)}")
+    for out, built in ((OUT, cassettes()), (CASSETTES / "test_ccxt_prices", price_cassettes())):
+        out.mkdir(parents=True, exist_ok=True)
+        for name, interactions in built.items():
+            text = yaml.safe_dump({"interactions": interactions, "version": 1}, sort_keys=True, width=120)
+            (out / f"{name}.yaml").write_text(text)
+        print(f"wrote {len(built)} cassettes to {out.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

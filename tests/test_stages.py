@@ -14,7 +14,7 @@ from ordergate.brokers.paper import PaperBroker
 from ordergate.config import validate
 from ordergate.pipeline.errors import ConfigError, Rejection
 from ordergate.pipeline.runner import Runner
-from ordergate.pipeline.signal import Order, Signal
+from ordergate.pipeline.signal import CheckPrices, Order, Signal
 from ordergate.pipeline.stage import Limits, RouteContext
 from ordergate.stages.balance import BalanceCheck
 from ordergate.stages.execute import OrderExecution
@@ -99,10 +99,12 @@ def ordered(
     quantity: str = "0.001",
     *,
     price: str | None = None,
+    hint: str | None = None,
     reduce_only: bool = False,
-    reference_price: Decimal | None = None,
+    checked_at: Decimal | None = None,
 ) -> Signal:
-    """A signal as the schema and whitelist stages leave it: a typed order and its market."""
+    """A signal as the schema and whitelist stages leave it: a typed order and its market
+    (``checked_at``: as ``notional`` leaves it too, every check at that price)."""
     market = broker.market(symbol)
     assert market is not None, symbol
     order = Order(
@@ -111,6 +113,7 @@ def ordered(
         type="MARKET" if price is None else "LIMIT",
         quantity=Decimal(quantity),
         price=None if price is None else Decimal(price),
+        price_hint=None if hint is None else Decimal(hint),
         reduce_only=reduce_only,
         client_order_id="og-sig1",
     )
@@ -121,7 +124,7 @@ def ordered(
         received_at=0.0,
         order=order,
         market=market,
-        reference_price=reference_price,
+        prices=None if checked_at is None else CheckPrices.at(checked_at),
     )
 
 
@@ -479,7 +482,7 @@ def test_notional(
     stage = build(NotionalCheck, crypto_route, min=minimum)
     signal = ordered(crypto_route.broker, symbol, quantity=quantity, price=price)
     if passes:
-        assert stage(signal).reference_price == Decimal(str(reference))
+        assert stage(signal).prices == CheckPrices.at(Decimal(str(reference)))
     else:
         rejection = rejected(stage, signal)
         assert (rejection.reason, rejection.status, rejection.code) == (
@@ -502,7 +505,91 @@ def test_notional_without_a_price_for_a_market_order() -> None:
     rejection = rejected(stage, ordered(broker, "ETHUSDT", quantity="1"))
     assert rejection.reason == "No paper price for ETHUSDT: add it under the broker's prices"
     # a limit order brings its own price
-    assert stage(ordered(broker, "ETHUSDT", quantity="1", price="2400")).reference_price == Decimal(2400)
+    assert stage(ordered(broker, "ETHUSDT", quantity="1", price="2400")).prices == CheckPrices.at(Decimal(2400))
+
+
+@pytest.mark.parametrize(
+    ("kind", "side", "price", "low", "high", "note"),
+    [
+        ("MARKET", "buy", None, "43500", "43500", None),  # no hint: the market price
+        ("MARKET", "buy", "43900", "43500", "43900", None),  # 0.92 % over: counts, both ways
+        ("MARKET", "sell", "43100", "43100", "43500", None),  # 0.92 % under
+        ("MARKET", "buy", "43935", "43500", "43935", None),  # exactly 1 %
+        (
+            "MARKET",
+            "buy",
+            "43936",
+            "43500",
+            "43500",
+            "price hint 43936 ignored: 1.01% away from the market price 43500 (tolerance 1%)",
+        ),
+        (
+            "MARKET",
+            "sell",
+            "100",
+            "43500",
+            "43500",
+            "price hint 100 ignored: 100% away from the market price 43500 (tolerance 1%)",
+        ),
+        (
+            "MARKET",
+            "buy",
+            "1000000000",
+            "43500",
+            "43500",
+            "price hint 1000000000 ignored: 2298751% away from the market price 43500 (tolerance 1%)",
+        ),
+        ("LIMIT", "buy", "60000", "60000", "60000", None),  # far above the market: it may spend all of it
+        ("LIMIT", "buy", "30000", "30000", "30000", None),  # rests: never pays more than its limit
+        ("LIMIT", "sell", "50000", "50000", "50000", None),  # rests: sells at its limit
+        ("LIMIT", "sell", "1", "1", "43500", None),  # marketable: fills at the market, valued there
+    ],
+)
+def test_notional_prices_for_the_checks(
+    crypto_route: RouteContext, kind: str, side: str, price: str | None, low: str, high: str, note: str | None
+) -> None:
+    stage = build(NotionalCheck, crypto_route, min=0)
+    limit, hint = (price, None) if kind == "LIMIT" else (None, price)
+    signal = stage(ordered(crypto_route.broker, side=side, quantity="10", price=limit, hint=hint))
+    assert signal.prices == CheckPrices(Decimal(low), Decimal(high))
+    assert signal.notes == (() if note is None else (note,))
+
+
+def test_notional_tolerance_is_an_option(crypto_route: RouteContext) -> None:
+    signal = ordered(crypto_route.broker, quantity="1", hint="45000")  # 3.45 % over
+    assert build(NotionalCheck, crypto_route, price_tolerance_pct=5)(signal).prices == CheckPrices(
+        Decimal(43500), Decimal(45000)
+    )
+    assert build(NotionalCheck, crypto_route)(signal).prices == CheckPrices.at(Decimal(43500))
+    with pytest.raises(ConfigError, match="price_tolerance_pct"):
+        build(NotionalCheck, crypto_route, price_tolerance_pct=-1)
+
+
+@pytest.mark.parametrize(
+    "hint",
+    [
+        None,  # 0.00023 x 43000 = 9.89: under the 10 minimum
+        "43450",  # 9.99 at a hint 1.05 % over the market
+        "43800",  # 10.07 at a hint 1.86 % over: within the 2 % tolerance, and the lower price counts
+        "60000",  # 13.8 at a hint 40 % over: ignored
+    ],
+)
+def test_notional_minimum_never_takes_a_higher_hint(hint: str | None) -> None:
+    broker = crypto_broker(prices={"BTCUSDT": Decimal(43000)})
+    stage = build(NotionalCheck, route_for(broker), price_tolerance_pct=2)
+    assert rejected(stage, ordered(broker, quantity="0.00023", hint=hint)).reason == "Order size too small"
+
+
+def test_a_sell_limit_far_below_the_market_is_valued_at_the_market() -> None:
+    # the limit-price twin of a low hint: a sell at 1 fills at the market, $25,000 here
+    broker = crypto_broker()
+    route = route_for(broker, limits=Limits(max_notional=Decimal(1000)))
+    notional, limits = build(NotionalCheck, route), build(EnvironmentLimits, route)
+    rejection = rejected(limits, notional(ordered(broker, "ETHUSDT", "sell", "10", price="1")))
+    assert rejection.code == "max_notional"
+    limits(notional(ordered(broker, "ETHUSDT", "sell", "0.38", price="2600")))  # $988 at its limit: passes
+    rejection = rejected(limits, notional(ordered(broker, "ETHUSDT", "sell", "0.38", price="2700")))
+    assert rejection.code == "max_notional"  # $1,026 at its limit, above the market
 
 
 def test_notional_logs_the_seed_line(crypto_route: RouteContext, caplog: pytest.LogCaptureFixture) -> None:
@@ -530,7 +617,7 @@ def test_limits_max_notional(
 ) -> None:
     broker = nse_broker() if route_name == "FLATTRADE" else crypto_broker()
     stage = build(EnvironmentLimits, route_for(broker, name=route_name, limits=Limits(max_notional=max_notional)))
-    signal = ordered(broker, symbol, quantity=quantity, reference_price=broker.price(symbol))
+    signal = ordered(broker, symbol, quantity=quantity, checked_at=broker.price(symbol))
     if reason is None:
         assert stage(signal) is signal
     else:
@@ -542,7 +629,7 @@ def test_limits_max_notional(
 def test_limits_rate_refuses_the_next_order_with_429(per_minute: int) -> None:
     broker = crypto_broker()
     stage = build(EnvironmentLimits, route_for(broker, limits=Limits(max_orders_per_minute=per_minute)))
-    signal = ordered(broker, reference_price=Decimal(43500))
+    signal = ordered(broker, checked_at=Decimal(43500))
     for _ in range(per_minute):
         stage(signal)
     rejection = rejected(stage, signal)
@@ -556,8 +643,8 @@ def test_limits_rate_counts_per_stage_instance_and_skips_refused_orders() -> Non
     limits = Limits(max_notional=Decimal(500), max_orders_per_minute=1)
     stage = build(EnvironmentLimits, route_for(broker, limits=limits))
     other_route = build(EnvironmentLimits, route_for(broker, name="BINANCE_REAL", limits=limits))
-    too_big = ordered(broker, quantity="1", reference_price=Decimal(43500))
-    fine = ordered(broker, quantity="0.001", reference_price=Decimal(43500))
+    too_big = ordered(broker, quantity="1", checked_at=Decimal(43500))
+    fine = ordered(broker, quantity="0.001", checked_at=Decimal(43500))
     assert rejected(stage, too_big).code == "max_notional"  # not counted towards the rate
     stage(fine)
     other_route(fine)  # its own count
@@ -582,7 +669,7 @@ def test_balance_futures_margin(leverage: int, quantity: str, reduce_only: bool,
     broker = crypto_broker(leverage=leverage)
     stage = build(BalanceCheck, route_for(broker))
     for side in ("buy", "sell"):
-        signal = ordered(broker, side=side, quantity=quantity, reduce_only=reduce_only, reference_price=Decimal(43500))
+        signal = ordered(broker, side=side, quantity=quantity, reduce_only=reduce_only, checked_at=Decimal(43500))
         if passes:
             assert stage(signal) is signal
         else:
@@ -607,7 +694,7 @@ def test_balance_futures_margin(leverage: int, quantity: str, reduce_only: bool,
 def test_balance_spot(balances: dict[str, Decimal], side: str, quantity: str, passes: bool) -> None:
     broker = crypto_broker(market_type="spot", balances=balances)
     stage = build(BalanceCheck, route_for(broker))
-    signal = ordered(broker, side=side, quantity=quantity, reference_price=Decimal(43500))
+    signal = ordered(broker, side=side, quantity=quantity, checked_at=Decimal(43500))
     if passes:
         assert stage(signal) is signal
     else:
@@ -626,24 +713,24 @@ def test_balance_spot(balances: dict[str, Decimal], side: str, quantity: str, pa
 def test_balance_equities(balances: dict[str, Decimal], side: str, quantity: str, passes: bool) -> None:
     broker = nse_broker(balances=balances)
     stage = build(BalanceCheck, route_for(broker, name="FLATTRADE"))
-    signal = ordered(broker, "CIPLA", side, quantity, reference_price=Decimal(1500))
+    signal = ordered(broker, "CIPLA", side, quantity, checked_at=Decimal(1500))
     if passes:
         assert stage(signal) is signal
     else:
         assert rejected(stage, signal).reason == "Insufficient balance"
 
 
-def test_balance_uses_the_reference_price_from_notional() -> None:
+def test_balance_uses_the_price_notional_checked_at() -> None:
     broker = crypto_broker(market_type="spot")
     stage = build(BalanceCheck, route_for(broker))
-    stage(ordered(broker, quantity="5", price="1000", reference_price=Decimal(1000)))  # 5,000 at the limit price
+    stage(ordered(broker, quantity="5", price="1000", checked_at=Decimal(1000)))  # 5,000 at the limit price
     with pytest.raises(Rejection, match="Insufficient balance"):
-        stage(ordered(broker, quantity="5", reference_price=Decimal(43500)))
+        stage(ordered(broker, quantity="5", checked_at=Decimal(43500)))
 
 
 def test_balance_can_be_switched_off() -> None:
     broker = crypto_broker(balances={})
-    signal = ordered(broker, quantity="100", reference_price=Decimal(43500))
+    signal = ordered(broker, quantity="100", checked_at=Decimal(43500))
     assert build(BalanceCheck, route_for(broker), enabled=False)(signal) is signal
     with pytest.raises(Rejection, match="Insufficient balance"):
         build(BalanceCheck, route_for(broker))(signal)

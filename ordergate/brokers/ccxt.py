@@ -1,8 +1,9 @@
 """The ccxt adapter: any ccxt exchange by id, Binance (spot and USD-M futures) first.
 
 One round trip per signal in steady state: markets are loaded at startup and refreshed in the
-background; prices come from the signal's price hint or a short-lived ticker cache; balances
-are cached, updated from fills and refreshed on a TTL. Placement is exactly-once: every order
+background; every symbol's last price is read in one request at startup and refreshed in the
+background (a symbol's ticker only when that is missing or old); balances are cached, updated
+from fills and refreshed on a TTL. Placement is exactly-once: every order
 carries the signal's client order id, ccxt's own retries are off, and an order whose outcome
 is unknown (timeout, 5xx, Binance -1007) is looked up by that id before anything is re-sent.
 
@@ -67,7 +68,9 @@ OPTIONS_SCHEMA: dict[str, Any] = {
     "margin_mode": {"type": "string", "allowed": ["cross", "isolated"], "nullable": True, "default": None},
     "timeout_ms": {"type": "integer", "min": 500, "max": 60000, "default": 10000},
     "markets_ttl_s": {"type": "integer", "min": 60, "default": 3600},
-    "ticker_ttl_s": {"type": "decimal", "min": 0, "default": 2},
+    # how long an exchange price (all symbols' read, a ticker, a fill) counts as recent; all
+    # symbols' prices are re-read every 0.8 x this (under 1: no background read, a ticker each time)
+    "ticker_ttl_s": {"type": "decimal", "min": 0, "default": 10},
     "balance_ttl_s": {"type": "decimal", "min": 0, "default": 30},
     "lookup_attempts": {"type": "integer", "min": 1, "max": 10, "default": 3},
     # after a lost answer, wait this long before each look-up: an order still executing may
@@ -372,7 +375,7 @@ class CcxtBroker:
         leverage: int | None = None,
         margin_mode: str | None = None,
         markets_ttl_s: float = 3600,
-        ticker_ttl_s: float = 2,
+        ticker_ttl_s: float = 10,
         balance_ttl_s: float = 30,
         lookup_attempts: int = 3,
         lookup_delay_s: float = 1.0,
@@ -442,6 +445,11 @@ class CcxtBroker:
             self.refresh_markets(attempts=1)
         except OrdergateError as exc:
             log.error("Markets for %s not loaded yet (%s); retrying in the background", self.name, exc)
+        if self._prices_every is not None and self._markets:
+            try:
+                self.refresh_prices(attempts=1)
+            except OrdergateError as exc:
+                log.warning("Prices of %s not read yet (%s); reading them in the background", self.name, exc)
         if not self.missing_credentials:
             try:
                 self.refresh_balance(attempts=1)
@@ -452,15 +460,30 @@ class CcxtBroker:
     def close(self) -> None:
         self._stop.set()
 
+    @property
+    def _prices_every(self) -> float | None:
+        """How often all symbols' prices are read in the background (None: never)."""
+        if self._ticker_ttl < 1 or not self.exchange.has.get("fetchLastPrices"):
+            return None
+        return self._ticker_ttl * 0.8
+
     def _refresh_loop(self) -> None:
-        """Refresh markets on their TTL and the balance a little before its TTL runs out, so no
-        signal waits for either in steady state."""
+        """Refresh markets on their TTL, and the balance and all prices a little before their
+        TTLs run out, so no signal waits for any of them in steady state."""
         balance_every = self._balance_ttl * 0.8 if self._balance_ttl >= 1 and not self.missing_credentials else None
+        prices_every = self._prices_every
         now = time.monotonic()
         markets_due = now + (self._markets_ttl if self._markets else 30)
         balance_due = now + balance_every if balance_every else float("inf")
-        while not self._stop.wait(max(0.05, min(markets_due, balance_due) - time.monotonic())):
+        prices_due = now + prices_every if prices_every else float("inf")
+        while not self._stop.wait(max(0.05, min(markets_due, balance_due, prices_due) - time.monotonic())):
             now = time.monotonic()
+            if prices_every and now >= prices_due and self._markets:  # no markets: no signal needs a price
+                try:
+                    self.refresh_prices()
+                except OrdergateError as exc:  # a signal reads its symbol's ticker meanwhile
+                    log.warning("Price refresh for %s failed (%s)", self.name, exc)
+                prices_due = now + prices_every
             if now >= markets_due:
                 try:
                     self.refresh_markets()
@@ -530,21 +553,44 @@ class CcxtBroker:
             raise BrokerUnavailable(f"Markets for {self.name} are not loaded yet", broker=self.name)
 
     def price(self, symbol: str) -> Decimal:
+        """The last price: a recent one from the cache (no round trip), else the symbol's ticker."""
         cached = self._tickers.get(symbol)
-        now = time.monotonic()
-        if cached is not None and now - cached.at < self._ticker_ttl:
+        if cached is not None and time.monotonic() - cached.at < self._ticker_ttl:
             return Decimal(cached.value)
         market = self._market_or_reject(symbol)
+        asked = time.monotonic()
         ticker = self._read(lambda: self.exchange.fetch_ticker(market.broker_symbol))
         info = ticker.get("info") or {}
         last = _dec(info.get("lastPrice") or info.get("price") or ticker.get("last"))
         if last <= 0:
             raise BrokerUnavailable(f"No price for {symbol} from {self.exchange_id}", broker=self.name)
-        self._tickers[symbol] = _Cached(last, now)
+        self._tickers[symbol] = _Cached(last, asked)
         return last
 
+    def refresh_prices(self, attempts: int = 3) -> None:
+        """Read every symbol's last price in one request (ccxt ``fetch_last_prices``: Binance spot
+        ``GET /api/v3/ticker/price``, weight 4; USD-M ``GET /fapi/v2/ticker/price``, weight 2)."""
+        asked = time.monotonic()  # a price is as old as the request that asked for it
+        try:
+            raw = read_retry(attempts)(lambda: self.exchange.fetch_last_prices())()
+        except cx.BaseError as exc:
+            raise translate(exc, exchange=self.exchange_id) from exc
+        fresh: dict[str, _Cached] = {}
+        for entry in (raw or {}).values():
+            info = entry.get("info") or {}
+            symbol = str(info.get("symbol") or "").upper()
+            # the exchange's own string, exact; ccxt's float only when there is none
+            last = _dec(info.get("price") or entry.get("price"))
+            if symbol and last > 0:
+                fresh[symbol] = _Cached(last, asked)
+        self._tickers.update(fresh)
+
     def note_price(self, symbol: str, price: Decimal) -> None:
-        """Remember a fresh price (a fill, or a signal's hint) so the next signal needs no ticker."""
+        """Remember a price the exchange just traded at (a fill) so the next signal needs no ticker.
+
+        Only exchange prices belong here: a signal's price hint is what the checks compare
+        against these, so it must never become one of them.
+        """
         self._tickers[symbol] = _Cached(price, time.monotonic())
 
     def leverage(self, symbol: str) -> Decimal:

@@ -440,6 +440,8 @@ class FlatTradeBroker:
         return dict(answer)
 
     def price(self, symbol: str) -> Decimal:
+        """The last traded price (GetQuotes ``lp``, cached ``quote_ttl_s``): the market price the
+        checks compare a signal's price hint with; a hint never replaces it."""
         return self._quote(symbol).last
 
     def leverage(self, symbol: str) -> Decimal:

@@ -50,12 +50,30 @@ class Order:
 
 
 @dataclass(frozen=True)
+class CheckPrices:
+    """The prices the checks value an order at, never more favourable than the market's.
+
+    Each check takes the side that is conservative for its question: ``low`` for "is it large
+    enough" (the minimum notional), ``high`` for "is it too large" (``max_notional``, the
+    balance). ``stages/notional.py`` sets them and documents the rule.
+    """
+
+    low: Decimal
+    high: Decimal
+
+    @classmethod
+    def at(cls, price: Decimal) -> CheckPrices:
+        """One price for every check."""
+        return cls(price, price)
+
+
+@dataclass(frozen=True)
 class Signal:
     """One webhook request in flight. Stages return a changed copy, never mutate.
 
     ``payload`` is the parsed JSON body with numbers as ``Decimal``. ``order`` is set by the
-    ``schema`` stage, ``market`` by ``whitelist``, ``reference_price`` by ``notional`` (the
-    price the notional was computed with, reused by ``balance``), ``placement`` by ``execute``.
+    ``schema`` stage, ``market`` by ``whitelist``, ``prices`` by ``notional`` (what the checks
+    value the order at, reused by ``limits`` and ``balance``), ``placement`` by ``execute``.
     """
 
     id: str
@@ -64,7 +82,7 @@ class Signal:
     received_at: float
     order: Order | None = None
     market: Market | None = None
-    reference_price: Decimal | None = None
+    prices: CheckPrices | None = None
     placement: Placement | None = None
     notes: tuple[str, ...] = field(default=())
 

@@ -29,7 +29,10 @@ def required_funds(order: Order, market: Market, price: Decimal, leverage: Decim
 class BalanceCheck:
     """Refuse with "Insufficient balance" when free balance or margin cannot cover the order.
 
-    ``enabled: false`` switches it off (an environment can do so under ``stages:``). Futures
+    The order is valued at ``high`` of the prices ``notional`` set (see ``check_prices``
+    there): never below the market price, so a low price hint cannot pass an order the
+    account cannot pay for. ``enabled: false`` switches it off (an environment can do so
+    under ``stages:``). Futures
     margin is counted as if the order opened a position, so it errs on the safe side for an
     order that reduces one; mark closing orders ``reduceOnly``.
     """
@@ -47,9 +50,9 @@ class BalanceCheck:
             return signal
         order = signal.require_order()
         market = signal.require_market()
-        price = signal.reference_price
-        assert price is not None  # set by notional, which the registry puts first
-        asset, needed = required_funds(order, market, price, self.broker.leverage(market.symbol))
+        prices = signal.prices
+        assert prices is not None  # set by notional, which the registry puts first
+        asset, needed = required_funds(order, market, prices.high, self.broker.leverage(market.symbol))
         if needed > 0 and self.broker.free_balance(asset) < needed:
             raise Rejection(INSUFFICIENT_BALANCE, code="insufficient_balance")
         return signal

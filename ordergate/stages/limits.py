@@ -16,6 +16,9 @@ from ordergate.stages.notional import amount
 class EnvironmentLimits:
     """Apply ``limits:`` from the environment's YAML (per route overrides under ``routes``).
 
+    ``max_notional`` values the order at ``high`` of the prices ``notional`` set (the higher of
+    a MARKET order's hint and the market price; a LIMIT buy's own price; the higher of a LIMIT
+    sell's price and the market's): a wrong or stale price hint can only make it stricter.
     The rate counts the signals that passed this stage in the last 60 seconds on this route.
     """
 
@@ -32,8 +35,9 @@ class EnvironmentLimits:
     def __call__(self, signal: Signal) -> Signal:
         order = signal.require_order()
         market = signal.require_market()
-        price = signal.reference_price
-        if self.max_notional is not None and price is not None and order.quantity * price > self.max_notional:
+        prices = signal.prices
+        assert prices is not None  # set by notional, which the registry puts first
+        if self.max_notional is not None and order.quantity * prices.high > self.max_notional:
             limit = amount(self.max_notional, market.quote)
             raise Rejection(f"Order exceeds the limit of {limit} per order on {self.route}", code="max_notional")
         if self.per_minute is not None:

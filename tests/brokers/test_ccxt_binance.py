@@ -70,7 +70,9 @@ def binance(tmp_path: Path) -> Iterator[Any]:
         environ = {**KEYS, "WEBHOOK_SECRET": WEBHOOK_SECRET, "BINANCE_MARKET_TYPE": market_type}
         environ["ORDERGATE_DB"] = str(tmp_path / f"{len(built)}.db")
         settings = load_settings("testnet", CONFIG_DIR, environ=environ)
-        settings.data["brokers"]["binance"].update({"lookup_delay_s": 0, **options})
+        # ticker_ttl_s: the prices read at startup stay recent for the whole test, so no
+        # background price read lands in the middle of a test's request count
+        settings.data["brokers"]["binance"].update({"lookup_delay_s": 0, "ticker_ttl_s": 3600, **options})
         if pipeline is not None:
             settings.data["pipelines"]["crypto"] = pipeline
         app = create_app(settings)  # loads the markets, inside the cassette
@@ -96,22 +98,25 @@ EXCHANGE_DECIDES = [{"schema": {"file": "signal.schema.json"}}, "whitelist", "ex
 @pytest.mark.vcr
 @pytest.mark.recordable
 def test_spot_market_orders_cost_one_round_trip_in_steady_state(binance: Any) -> None:
-    ex = binance("spot", ticker_ttl_s=0)
+    ex = binance("spot")
     assert ex.broker.market("BTCUSDT") is not None  # markets warm before the first signal
 
-    status, body, cost = ex.send(id="spot-1", **BTC)  # the balance was read at startup
+    # markets, every symbol's price (BTCUSDT 73369.84) and the balance were read at startup
+    status, body, cost = ex.send(id="spot-1", **BTC)
     assert (status, body["success"], body["status"]) == (200, True, "FILLED"), body
-    assert cost == ["GET /api/v3/ticker/24hr", "POST /api/v3/order"]
+    assert cost == ["POST /api/v3/order"]
     assert body["executedQty"] == "0.001"
     assert body["clientOrderId"].startswith("og-")
 
-    status, body, cost = ex.send(id="spot-2", price="43500", **BTC)  # a price hint: one request
+    status, body, cost = ex.send(id="spot-2", price="73400", **BTC)  # a good hint: still one request
     assert (status, body["status"]) == (200, "FILLED"), body
     assert cost == ["POST /api/v3/order"]
+    assert "notes" not in body or not any("hint" in note for note in body["notes"])
 
-    status, body, cost = ex.send(id="spot-3", **BTC)  # no hint: a ticker and the order
+    status, body, cost = ex.send(id="spot-3", price="43500", **BTC)  # a stale hint: said so, same cost
     assert (status, body["status"]) == (200, "FILLED"), body
-    assert cost == ["GET /api/v3/ticker/24hr", "POST /api/v3/order"]
+    assert cost == ["POST /api/v3/order"]
+    assert "price hint 43500 ignored: 41% away from the market price 73369.84 (tolerance 1%)" in body["notes"]
 
 
 @pytest.mark.vcr
