@@ -22,6 +22,11 @@ What happens to the next order is scripted with :meth:`FakeBinance.plan`: execut
 answer it or lose the answer (the connection is closed without a response, as a dropped proxy
 or a timeout looks to the client), and with which status. Look-ups can be made to fail.
 A MARKET order fills at the ticker price; a LIMIT order fills when marketable, else rests.
+Positions and balances are not tracked: ``reduceOnly`` is recorded, not enforced, and the
+account answers the balances it was built with.
+
+Use it with the app by pointing ``BINANCE_API_URL`` at :attr:`FakeBinance.url` (see
+tests/test_recovery.py), or with a broker built with ``api_url`` (tests/brokers/test_contract.py).
 """
 
 from __future__ import annotations
@@ -68,7 +73,8 @@ class Seen:
 class Plan:
     """What the exchange does with one order request.
 
-    ``execute``: accept the order (False: it never reached the matching engine).
+    ``execute``: accept the order (False: it never reached the matching engine; answered, that is
+    Binance's 503 -1007 "execution status unknown").
     ``answer``: send the answer (False: close the connection without one, after executing or not).
     ``status``: force the order's status (EXPIRED, CANCELED, PARTIALLY_FILLED, ...); None lets
     the book decide (MARKET fills, LIMIT fills when marketable, else rests).

@@ -381,3 +381,19 @@ def test_a_session_that_expires_mid_flight_still_answers_the_order(venue: Venue)
     with pytest.raises(SessionExpired):  # and the next order asks for a login, sending nothing
         venue.broker.place_order(venue.order(cid("after-expiry")), venue.market)
     assert len(venue.sent()) == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 10 item 6: a look-up that meets an expired session after a lost answer raises SessionExpired "
+    "(a definite 422) although the order may exist; remove this mark with the fix",
+)
+def test_a_session_that_expires_before_the_look_up_leaves_the_outcome_unknown(venue: Venue) -> None:
+    if venue.broker.market_type != "equity":
+        pytest.skip("API keys and paper accounts have no daily session to expire")
+    assert venue.plan is not None
+    venue.plan(answer=False, expire_session=True)  # executed, answer lost, then the 05:00 IST expiry
+    order = venue.order(cid("expired-look-up"))
+    with pytest.raises(OrderOutcomeUnknown):
+        venue.broker.place_order(order, venue.market)
+    assert venue.sent() == [venue.expected(order)]
