@@ -33,6 +33,7 @@ from tests.conftest import CONFIG_DIR
 ADAPTERS = ["paper-spot", "paper-future", "ccxt-spot", "ccxt-future", "flattrade"]
 NO_WIRE = "paper has no wire: nothing is sent, so nothing can be lost or looked up"
 USER = "FT012345"
+LOOKS = ("PlaceOrder", "OrderBook")
 
 
 @dataclass
@@ -47,6 +48,7 @@ class Venue:
     last: Decimal
     expected: Callable[[Order], dict[str, Any]]  # the order parameters the adapter must send
     sent: Callable[[], list[dict[str, Any]]] = lambda: []  # the order requests that arrived
+    trail: Callable[[], list[str]] = lambda: []  # "order" and "look-up" requests, in arrival order
     plan: Callable[..., None] | None = None  # script the exchange's next order: None = no wire
     fail_lookups: Callable[[], None] | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
@@ -188,6 +190,7 @@ def _ccxt(name: str, stack: ExitStack) -> Venue:
         Decimal("43500"),
         binance_body(market_type),
         sent=exchange.order_requests,
+        trail=lambda: ["order" if r.is_order else "look-up" for r in exchange.requests if r.is_order or r.is_lookup],
         plan=lambda **kw: exchange.plan(Plan(**kw)),
         fail_lookups=fail_lookups,
     )
@@ -229,6 +232,8 @@ def _flattrade(name: str, stack: ExitStack) -> Venue:
         Decimal(1500),
         noren_body,
         sent=oms.order_requests,
+        # NorenOMS has no look-up by client id: the order book is read and searched by remarks
+        trail=lambda: [{"PlaceOrder": "order", "OrderBook": "look-up"}[c.route] for c in oms.calls if c.route in LOOKS],
         plan=plan,
         fail_lookups=fail_lookups,
     )
@@ -311,6 +316,7 @@ def test_a_lost_answer_is_found_by_look_up_and_sent_once(venue: Venue) -> None:
         order.quantity,
     )
     assert venue.sent() == [venue.expected(order)]  # one request: one order
+    assert venue.trail() == ["order", "look-up"]
 
 
 def test_a_lost_order_absent_twice_is_sent_once_more_unchanged(venue: Venue) -> None:
@@ -321,6 +327,7 @@ def test_a_lost_order_absent_twice_is_sent_once_more_unchanged(venue: Venue) -> 
     placement = venue.broker.place_order(order, venue.market)
     assert (placement.status, placement.client_order_id) == ("FILLED", order.client_order_id)
     assert venue.sent() == [venue.expected(order), venue.expected(order)]  # the same order, same id
+    assert venue.trail() == ["order", "look-up", "look-up", "order"]  # absent twice before the re-send
 
 
 def test_a_failing_look_up_is_unknown_and_never_re_sent(venue: Venue) -> None:
@@ -332,6 +339,8 @@ def test_a_failing_look_up_is_unknown_and_never_re_sent(venue: Venue) -> None:
     with pytest.raises(OrderOutcomeUnknown):
         venue.broker.place_order(order, venue.market)
     assert venue.sent() == [venue.expected(order)]  # not knowing is not "absent": no second order
+    assert venue.trail()[0] == "order"
+    assert set(venue.trail()[1:]) == {"look-up"}  # reads may be retried; the placement is not
 
 
 def test_an_expired_order_is_answered_expired(venue: Venue) -> None:
