@@ -3,12 +3,13 @@
 It speaks the REST formats of Binance's documentation, for what ordergate's ccxt adapter uses:
 
 * spot (binance/binance-spot-api-docs ``rest-api.md``): ``GET /api/v3/exchangeInfo``,
-  ``GET /api/v3/account``, ``GET /api/v3/ticker/24hr``, ``POST /api/v3/order`` ("New order
+  ``GET /api/v3/account``, ``GET /api/v3/ticker/24hr|price|bookTicker`` (one symbol, or all
+  when none is named), ``GET /api/v3/time``, ``POST /api/v3/order`` ("New order
   (TRADE)", parameters form-encoded in the body, FULL/RESULT/ACK answers) and ``GET /api/v3/order``
   ("Query order (USER_DATA)", by ``origClientOrderId``);
 * USD-M futures (developers.binance.com, derivatives/usds-margined-futures "New Order (TRADE)",
   "Query Order (USER_DATA)", "Change Initial Leverage (TRADE)", "Account Information V2/V3"):
-  ``GET /fapi/v1/exchangeInfo``, ``GET /fapi/v2|v3/account``, ``GET /fapi/v1/ticker/24hr``,
+  ``GET /fapi/v1/exchangeInfo``, ``GET /fapi/v2|v3/account``, ``GET /fapi/v1|v2/ticker/...``,
   ``POST /fapi/v1/order``, ``GET /fapi/v1/order``, ``POST /fapi/v1/leverage``;
 * errors as ``{"code": <int>, "msg": <str>}`` with Binance's words (``errors.md``): -2013
   "Order does not exist." for an unknown client order id, -1007 for a backend timeout.
@@ -169,8 +170,10 @@ class FakeBinance:
             return 200, json.loads((RESPONSES / f"{name}.json").read_text())
         if method == "GET" and route == "account":
             return 200, self._account(venue)
-        if method == "GET" and route in ("ticker/24hr", "ticker/price"):
-            return self._ticker(params)
+        if method == "GET" and route in ("ticker/24hr", "ticker/price", "ticker/bookTicker"):
+            return self._ticker(route, params)
+        if method == "GET" and route in ("time", "ping"):
+            return 200, {"serverTime": _now_ms()} if route == "time" else {}
         if method == "POST" and route == "leverage":
             return 200, {"leverage": int(params["leverage"]), "maxNotionalValue": "1000000", "symbol": params["symbol"]}
         if method == "POST" and route == "order":
@@ -205,12 +208,23 @@ class FakeBinance:
         balances = [{"asset": a, "free": f"{v:.8f}", "locked": "0.00000000"} for a, v in self.spot_balances.items()]
         return {"makerCommission": 10, "canTrade": True, "accountType": "SPOT", "balances": balances}
 
-    def _ticker(self, params: dict[str, str]) -> tuple[int, Any]:
-        symbol = params.get("symbol", "")
+    def _ticker(self, route: str, params: dict[str, str]) -> tuple[int, Any]:
+        """One symbol's ticker, or every symbol's when none is named (as Binance answers)."""
+
+        def one(symbol: str) -> dict[str, Any]:
+            last = f"{self.prices[symbol]:.8f}"
+            if route == "ticker/price":
+                return {"symbol": symbol, "price": last, "time": _now_ms()}
+            if route == "ticker/bookTicker":
+                return {"symbol": symbol, "bidPrice": last, "bidQty": "1", "askPrice": last, "askQty": "1"}
+            return {"symbol": symbol, "lastPrice": last, "bidPrice": last, "askPrice": last, "closeTime": _now_ms()}
+
+        symbol = params.get("symbol")
+        if symbol is None:
+            return 200, [one(s) for s in self.prices]
         if symbol not in self.prices:
             return 400, {"code": -1121, "msg": "Invalid symbol."}
-        last = f"{self.prices[symbol]:.8f}"
-        return 200, {"symbol": symbol, "lastPrice": last, "bidPrice": last, "askPrice": last, "closeTime": _now_ms()}
+        return 200, one(symbol)
 
     def _new_order(self, venue: str, params: dict[str, str]) -> tuple[int, Any] | None:
         with self._lock:
