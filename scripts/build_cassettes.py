@@ -1,13 +1,15 @@
-"""Write the Binance cassettes of tests/brokers from real Binance responses.
+"""Build the Binance cassettes of tests/brokers from documented and ccxt-recorded bodies.
 
 Usage: python scripts/build_cassettes.py [SPOT_EXCHANGEINFO_SNAPSHOT]
 
-The response bodies are Binance's own, as recorded in ``tests/brokers/responses/`` (see its
-SOURCES.md: ccxt's recorded static fixtures, Binance's documented examples, and the
-2023-09 spot exchangeInfo snapshot). A real recording echoes the request, so the echoed fields
-of an order response (symbol, clientOrderId, side, type, quantities, price) are set to what
-the test sends; every other field is kept as recorded. Requests carry no key, signature or
-timestamp, exactly as vcrpy's filters leave a real recording.
+These cassettes are built, not recorded: no request in them was sent to Binance. The response
+bodies come from ``tests/brokers/responses/`` (see its SOURCES.md: Binance's documented
+examples, ccxt's recorded static fixtures, and the 2023-09 spot exchangeInfo snapshot). A real
+answer echoes the request, so the echoed fields of an order response (symbol, clientOrderId,
+side, type, quantities, price) are set to what the test sends; every other field is kept as
+found. Each request carries the exact body parameters the adapter must send (tests/brokers/
+conftest.py matches on them), and no key, signature or timestamp, as vcrpy's filters leave a
+real recording.
 
 Cassettes of the ``recordable`` tests can instead be recorded for real: ``make record``.
 """
@@ -285,6 +287,11 @@ def cassettes() -> dict[str, list[dict[str, Any]]]:
             spot_account(),
             interaction("GET", f"{SPOT}/exchangeInfo", 503, error(-1007)),
         ],
+        "test_a_spot_sell_moves_the_cached_balance_by_exactly_the_fill": [
+            spot_markets(),
+            spot_account(),
+            spot_order("spot-sell", side="SELL"),
+        ],
         "test_futures_market_order_sets_leverage_once_then_one_round_trip": [
             fapi_markets(),
             fapi_account(),
@@ -319,6 +326,17 @@ def cassettes() -> dict[str, list[dict[str, Any]]]:
     out["test_behind_api_url_the_seed_errors_keep_their_words[future-insufficient]"] = behind_api_url(
         out["test_futures_margin_insufficient_is_the_seed_words"]
     )
+    # Production hosts: a broker built for them loads its markets there (no keys: nothing more).
+    production = {
+        "spot-testnet-false": ("https://api.binance.com/api/v3", "spot-exchangeInfo"),
+        "future-testnet-false": ("https://fapi.binance.com/fapi/v1", "usdm-exchangeInfo"),
+        "spot-api-url": ("https://api.binance.com/api/v3", "spot-exchangeInfo"),
+        "future-api-url": ("https://fapi.binance.com/fapi/v1", "usdm-exchangeInfo"),
+    }
+    for test_id, (base, markets) in production.items():
+        out[f"test_a_broker_on_production_hosts_is_live[{test_id}]"] = [
+            interaction("GET", f"{base}/exchangeInfo", 200, body(markets))
+        ]
     out.update(lookup_cassettes())
     return {name: with_startup_prices(interactions) for name, interactions in out.items()}
 

@@ -16,13 +16,15 @@ import pytest
 from falcon import testing
 
 from ordergate.app import OrdergateApp, create_app
+from ordergate.brokers.ccxt import CcxtBroker
 from ordergate.brokers.paper import PaperBroker
-from ordergate.config import Settings
+from ordergate.config import Settings, load_settings
 from ordergate.pipeline.journal import Journal
 from ordergate.pipeline.recovery import INTERRUPTED
 from ordergate.pipeline.signal import Order
 from ordergate.stages.schema import client_order_id
-from tests.conftest import SEED_ORDERS
+from tests.brokers.fake_binance import FakeBinance, Serving
+from tests.conftest import CONFIG_DIR, SEED_ORDERS
 from tests.test_cli_serve import free_port, start_serve
 
 
@@ -186,3 +188,51 @@ def test_the_background_reconciler_settles_what_a_dead_replica_left(app: Orderga
     entry = app.journal.get("sig-orphan")
     assert entry is not None
     assert entry.status == "filled"
+
+
+@pytest.mark.parametrize(
+    ("exchange_status", "settled", "http_status"),
+    [
+        ("CANCELED", "rejected", 422),
+        ("EXPIRED", "rejected", 422),
+        ("NEW", "open", 200),
+        ("FILLED", "filled", 200),
+    ],
+)
+def test_restart_settles_an_in_flight_row_as_the_exchange_has_its_order(
+    tmp_path: Path, exchange_status: str, settled: str, http_status: int
+) -> None:
+    """The real app on the testnet environment, its ccxt broker on a loopback Binance: a row a
+    crash left in flight is settled from the exchange's answer to ``GET /api/v3/order``. An
+    order the exchange canceled or expired is no open order: the row says rejected."""
+    db = tmp_path / "journal.db"
+    payload = {"broker": "BINANCE", "symbol": "BTCUSDT", "side": "buy", "quantity": "0.001", "type": "LIMIT"}
+    payload.update(price="30000", id=f"left-{exchange_status}")
+    journal = Journal(f"sqlite:///{db}")
+    journal.claim("sig-left", "BINANCE", payload, f"BINANCE:{payload['id']}", time.time() - 120)
+    journal.close()
+    cid = client_order_id("BINANCE", payload, "sig-left")
+    with Serving(FakeBinance()) as exchange:
+        exchange.add_order("spot", cid, "BTCUSDT", exchange_status, type="LIMIT", price="30000")
+        environ = {
+            "BINANCE_API_URL": exchange.url,
+            "BINANCE_MARKET_TYPE": "spot",
+            "BINANCE_API_KEY": "test-key-not-a-secret",
+            "BINANCE_API_SECRET": "test-secret-not-a-secret",
+            "WEBHOOK_SECRET": "hook-secret-not-a-secret",
+            "ORDERGATE_DB": str(db),
+        }
+        app = create_app(load_settings("testnet", CONFIG_DIR, environ=environ))  # recovery runs here
+        try:
+            broker = app.service.brokers["binance"]
+            assert isinstance(broker, CcxtBroker)
+            broker.close()
+            entry = app.journal.get("sig-left")
+            assert entry is not None
+            assert (entry.status, entry.http_status, entry.client_order_id) == (settled, http_status, cid)
+            assert entry.response is not None
+            assert entry.response["recovered"] is True
+            assert exchange.lookups() == [{"symbol": "BTCUSDT", "origClientOrderId": cid}]
+            assert exchange.order_requests() == []  # settled from the exchange's records, nothing re-sent
+        finally:
+            app.journal.close()

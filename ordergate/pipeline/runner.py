@@ -59,7 +59,7 @@ ENDED_UNFILLED = frozenset({"REJECTED", "CANCELED", "EXPIRED", "EXPIRED_IN_MATCH
 def placement_status(placement: Placement) -> Status:
     """The outcome a placement is: ``filled`` (any fill), ``open`` (resting), or ``rejected``
     (the broker ended it with nothing filled)."""
-    if placement.filled > 0:
+    if placement.filled > 0 or placement.status in ("FILLED", "PARTIALLY_FILLED"):
         return "filled"
     if placement.status in ENDED_UNFILLED:
         return "rejected"

@@ -45,3 +45,25 @@ def test_a_recording_scrubs_flattrade_tokens_and_login_secrets() -> None:
     assert scrub_body(login).body == (
         b'{"api_key": "<scrubbed>", "request_code": "<scrubbed>", "api_secret": "<scrubbed>"}'
     )
+
+
+def test_the_body_matcher_ignores_signing_and_tokens_and_names_what_differs() -> None:
+    from vcr.request import Request
+
+    from tests.brokers.conftest import order_params
+
+    url = "https://testnet.binance.vision/api/v3/order"
+    sent = Request("POST", url, "symbol=BTCUSDT&side=BUY&quantity=0.002&timestamp=1&signature=ab", {})
+    same = Request("POST", url, "side=BUY&symbol=BTCUSDT&quantity=0.002&recvWindow=5000", {})
+    order_params(sent, same)  # field order, signature, timestamp and recvWindow do not matter
+    cassette = Request("POST", url, "symbol=BTCUSDT&side=BUY&quantity=0.001&newClientOrderId=og-1", {})
+    with pytest.raises(AssertionError) as failed:
+        order_params(sent, cassette)
+    assert "quantity: sent '0.002', cassette '0.001'" in str(failed.value)
+    assert "newClientOrderId: sent '<absent>', cassette 'og-1'" in str(failed.value)
+
+    noren = "https://h/PiConnectAPI/PlaceOrder"
+    placed = Request("POST", noren, 'jData={"qty":"10","prc":"1507.5"}&jKey=token-a', {})
+    order_params(placed, Request("POST", noren, 'jData={"prc":"1507.5","qty":"10"}&jKey=<scrubbed>', {}))
+    with pytest.raises(AssertionError, match=re.escape("prc: sent '1507.5', cassette '1508.5'")):
+        order_params(placed, Request("POST", noren, 'jData={"qty":"10","prc":"1508.5"}&jKey=<scrubbed>', {}))

@@ -1,10 +1,12 @@
-"""Binance through ccxt, end to end through the app, replaying real recorded HTTP.
+"""Binance through ccxt, end to end through the app, replaying cassettes built from documented bodies.
 
 Each test builds the real app for ``ORDERGATE_ENV=testnet`` inside its cassette, so market
 loading is replayed too, then posts signals and counts the requests each one cost. Cassettes
-live in ``cassettes/test_ccxt_binance/``; ``scripts/build_cassettes.py`` writes them from real
-Binance responses, and ``make record`` re-records the ``recordable`` ones against Binance's
-test endpoints with your keys.
+live in ``cassettes/test_ccxt_binance/``. They are not recordings: ``scripts/build_cassettes.py``
+builds them from Binance's documented examples and ccxt's recorded fixtures
+(``responses/SOURCES.md``), with the exact order parameters each request must carry in its body
+(matched by ``conftest.order_params``). ``make record`` can replace the ``recordable`` ones with
+real recordings against Binance's test endpoints, given keys.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +23,12 @@ import pytest
 from falcon import testing
 
 from ordergate.app import OrdergateApp, create_app
+from ordergate.brokers import build_broker
 from ordergate.brokers.ccxt import CcxtBroker
 from ordergate.config import load_settings
 from ordergate.pipeline.errors import BrokerUnavailable
+from ordergate.pipeline.signal import Order
+from ordergate.stages.schema import client_order_id
 from tests.conftest import CONFIG_DIR
 
 RECORDING = bool(os.environ.get("ORDERGATE_RECORD"))
@@ -89,6 +95,7 @@ def binance(tmp_path: Path) -> Iterator[Any]:
 
 
 BTC = {"symbol": "BTCUSDT", "side": "buy", "quantity": "0.001", "type": "MARKET"}
+LAST = Decimal(json.loads((Path(__file__).parent / "responses" / "spot-ticker-24hr.json").read_text())["lastPrice"])
 EXCHANGE_DECIDES = [{"schema": {"file": "signal.schema.json"}}, "whitelist", "execute"]
 
 
@@ -207,6 +214,59 @@ def test_failed_market_refresh_keeps_the_last_good_markets(binance: Any) -> None
     with pytest.raises(BrokerUnavailable, match="try again shortly"):
         ex.broker.refresh_markets(attempts=1)
     assert ex.broker.market("BTCUSDT") == before
+
+
+@pytest.mark.vcr
+def test_a_spot_sell_moves_the_cached_balance_by_exactly_the_fill(binance: Any) -> None:
+    ex = binance("spot")  # the account (BTC 1, USDT 10,000) was read at startup and is cached
+    market = ex.broker.market("BTCUSDT")
+    assert market is not None
+    cid = client_order_id("BINANCE", {"id": "spot-sell"}, "")
+    sell = Order("BTCUSDT", "sell", "MARKET", Decimal("0.001"), client_order_id=cid)
+    placement = ex.broker.place_order(sell, market)
+    assert (placement.status, placement.filled, placement.average_price) == ("FILLED", Decimal("0.001"), LAST)
+    assert ex.requests == ["POST /api/v3/order"]  # what follows is the cache, not a new read
+    assert ex.broker.free_balance("BTC") == Decimal(1) - Decimal("0.001")
+    assert ex.broker.free_balance("USDT") == Decimal(10000) + Decimal("0.001") * LAST
+
+
+# -- the live flag: where the orders go ---------------------------------------------------------
+
+
+@pytest.mark.vcr(match_on=["method", "host", "path", "query", "order_params"])
+@pytest.mark.parametrize(
+    ("market_type", "options"),
+    [
+        ("spot", {"testnet": False}),
+        ("future", {"testnet": False}),
+        ("spot", {"testnet": True, "api_url": "https://api.binance.com"}),
+        ("future", {"testnet": True, "api_url": "https://fapi.binance.com"}),
+    ],
+    ids=["spot-testnet-false", "future-testnet-false", "spot-api-url", "future-api-url"],
+)
+def test_a_broker_on_production_hosts_is_live(market_type: str, options: dict[str, Any]) -> None:
+    """Built from config for Binance's production hosts, a broker trades real money: ``live``.
+    The cassette answers only on the production host, so the markets prove where it talks."""
+    broker = build_broker(
+        "binance",
+        {"adapter": "ccxt", "exchange": "binance", "market_type": market_type, **options},
+        config_dir=CONFIG_DIR,
+        file="test",
+    )
+    assert isinstance(broker, CcxtBroker)
+    broker.close()
+    assert broker.market("BTCUSDT") is not None  # its markets came from the production host
+    assert broker.live is True
+
+
+def test_flattrade_is_live_and_paper_is_not() -> None:
+    flattrade = build_broker(
+        "flattrade", {"adapter": "flattrade", "user_id": "FT012345"}, config_dir=CONFIG_DIR, file="t"
+    )
+    paper = build_broker(
+        "paper", {"adapter": "paper", "markets": "markets/binance-spot.json"}, config_dir=CONFIG_DIR, file="t"
+    )
+    assert (flattrade.live, paper.live) == (True, False)  # FlatTrade has no sandbox
 
 
 # -- USD-M futures (demo trading) -------------------------------------------------------------
