@@ -21,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ordergate.app import create_app
+from ordergate.brokers import build_broker
 from ordergate.brokers.paper import PaperBroker
 from ordergate.config import load_settings
 from ordergate.pipeline.errors import Rejection
@@ -29,6 +30,7 @@ from ordergate.pipeline.stage import Limits, RouteContext
 from ordergate.stages.balance import BalanceCheck
 from ordergate.stages.limits import EnvironmentLimits
 from ordergate.stages.notional import NotionalCheck, check_prices
+from tests.brokers.fake_noren import FakeNoren, ServingNoren
 from tests.conftest import CONFIG_DIR, LiveServer, serving
 from tests.test_stages import build, crypto_broker, route_for
 
@@ -87,6 +89,7 @@ def test_a_high_hint_does_not_pass_the_minimum_notional(live_server: LiveServer)
     signal = {"broker": "BINANCE", "symbol": "BTCUSDT", "side": "buy", "quantity": "0.0002", "type": "MARKET"}
     status, body = live_server.post(json.dumps({**signal, "price": "60000"}))
     assert (status, body["error"], body["stage"]) == (422, "Order size too small", "notional"), body
+    assert body["notes"] == ["price hint 60000 ignored: 38% away from the market price 43500 (tolerance 1%)"]
 
 
 # -- the property ------------------------------------------------------------------------------
@@ -151,3 +154,18 @@ def test_no_hint_makes_a_check_more_permissive(
     for stage, priced in ((notional, False), (limits, True), (balance, True)):
         if passes(stage, signal(hinted, priced=priced)):
             assert passes(stage, signal(bare, priced=priced)), (stage, hint)
+
+
+def test_a_flattrade_market_order_is_valued_at_its_protected_limit() -> None:
+    """FlatTrade takes only limit orders: a MARKET buy goes out at last + 0.5 % and may fill up
+    to there, so the limits and the balance value it there, not at the last price."""
+    with ServingNoren(FakeNoren()) as oms:
+        options = {"adapter": "flattrade", "api_url": oms.url, "user_id": "FT0001", "token": "tok-not-a-secret"}
+        broker = build_broker("flattrade", options, config_dir=CONFIG_DIR, file="test")
+        buy = Order("CIPLA", "buy", "MARKET", Decimal(10))
+        sell = Order("CIPLA", "sell", "MARKET", Decimal(10))
+        last = broker.price("CIPLA")
+        bought, _ = check_prices(buy, "CIPLA", broker, Decimal(1))
+        sold, _ = check_prices(sell, "CIPLA", broker, Decimal(1))
+    assert (bought.low, bought.high) == (last, Decimal("1507.5"))
+    assert (sold.low, sold.high) == (Decimal("1492.5"), last)

@@ -62,6 +62,12 @@ class Broker(Protocol):
         """Look an order up by its client order id; None when the broker has no such order."""
         ...
 
+    def market_order_limit(self, symbol: str, side: str) -> Decimal | None:
+        """The limit a MARKET order on ``symbol`` is sent with, when the broker sends MARKET as a
+        protected LIMIT (FlatTrade); None when it is sent as a MARKET order. The checks value a
+        MARKET order at this price too: it is what the order may spend."""
+        ...
+
     def forget_balance(self) -> None:
         """Drop any cached balance: an order settled outside a placement (or may have) moved it."""
         ...

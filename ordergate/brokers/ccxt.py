@@ -604,6 +604,9 @@ class CcxtBroker:
             free: dict[str, Decimal] = cached.value
             return free.get(asset.upper(), ZERO)
 
+    def market_order_limit(self, symbol: str, side: str) -> Decimal | None:
+        return None  # MARKET orders go out as MARKET orders
+
     def forget_balance(self) -> None:
         """Read the balance afresh on the next check: an order may have moved it unseen."""
         with self._lock:

@@ -447,6 +447,14 @@ class FlatTradeBroker:
     def leverage(self, symbol: str) -> Decimal:
         return Decimal(1)
 
+    def market_order_limit(self, symbol: str, side: str) -> Decimal | None:
+        """The protected LIMIT a MARKET order becomes (see :meth:`_limit`): last ± protection."""
+        market = self.market(symbol)
+        if market is None:
+            return None
+        quote = self._quote(market.symbol)
+        return protected_price(quote.last, side, self.protection_pct, market.tick_size, quote.low, quote.high)
+
     def forget_balance(self) -> None:
         """Nothing is cached: every check reads Limits (or Holdings) afresh."""
 

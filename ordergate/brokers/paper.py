@@ -129,6 +129,9 @@ class PaperBroker:
         with self._lock:
             return self._orders.get(client_order_id)
 
+    def market_order_limit(self, symbol: str, side: str) -> Decimal | None:
+        return None  # a MARKET order is filled at the market price
+
     def forget_balance(self) -> None:
         """Nothing is cached: the paper account is its own record."""
 

@@ -33,7 +33,8 @@ class Rejection(OrdergateError):
 
     ``reason`` is shown to the trader verbatim, so it must never carry secrets or library
     internals. ``status`` is the HTTP status of the answer; ``stage`` names the stage that
-    refused (the runner fills it in); ``code`` is a stable machine-readable tag.
+    refused (the runner fills it in); ``code`` is a stable machine-readable tag; ``notes`` reach
+    the answer's ``notes`` like a stage's own.
     """
 
     def __init__(
@@ -43,12 +44,14 @@ class Rejection(OrdergateError):
         status: int = 422,
         code: str | None = None,
         stage: str | None = None,
+        notes: tuple[str, ...] = (),
     ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
         self.code = code
         self.stage = stage
+        self.notes = notes  # what the refusing stage noticed on the way (e.g. an ignored price hint)
 
 
 class ConfigError(OrdergateError):

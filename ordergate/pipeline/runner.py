@@ -140,7 +140,11 @@ class Outcome:
                 body["status"] = "unknown"
                 body["clientOrderId"] = self.signal.require_order().client_order_id
         body["signalId"] = self.signal.id
-        notes = [*self.signal.notes, *(placement.notes if placement is not None else ())]
+        notes = [
+            *self.signal.notes,
+            *(self.rejection.notes if self.rejection is not None else ()),
+            *(placement.notes if placement is not None else ()),
+        ]
         if notes:
             body["notes"] = notes
         body["trace"] = [s.as_dict() for s in self.trace]

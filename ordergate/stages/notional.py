@@ -45,6 +45,8 @@ def check_prices(order: Order, symbol: str, broker: Broker, tolerance_pct: Decim
       A price hint (``{{close}}``) within ``tolerance_pct`` of ``M`` widens the pair to
       ``low = min(hint, M)``, ``high = max(hint, M)``; a hint further away (a stale or wrong
       ``{{close}}``) is ignored and said so in the answer's notes. The fill is near ``M`` either way.
+      A broker that sends MARKET as a protected LIMIT (FlatTrade: last + 0.5 % for a buy) may
+      fill anywhere up to that limit, so the pair widens to it too.
     * LIMIT buy at ``P``: ``low = high = P``. A buy never pays more than its limit, and a buy
       limit far above the market may spend all of ``P`` (Binance locks ``P x quantity``).
     * LIMIT sell at ``P``: ``low = P`` (the exchange checks its minimum at the limit price),
@@ -56,7 +58,15 @@ def check_prices(order: Order, symbol: str, broker: Broker, tolerance_pct: Decim
             return CheckPrices.at(order.price), None
         return CheckPrices(order.price, max(order.price, broker.price(symbol))), None
     market = broker.price(symbol)
-    hint = order.price_hint
+    prices, note = _with_hint(order.price_hint, market, tolerance_pct)
+    bound = broker.market_order_limit(symbol, order.side)
+    if bound is not None:
+        prices = CheckPrices(min(prices.low, bound), max(prices.high, bound))
+    return prices, note
+
+
+def _with_hint(hint: Decimal | None, market: Decimal, tolerance_pct: Decimal) -> tuple[CheckPrices, str | None]:
+    """The market price, widened by a hint within the tolerance; a note when the hint is ignored."""
     if hint is None:
         return CheckPrices.at(market), None
     if market > 0 and hint > 0:
@@ -104,5 +114,5 @@ class NotionalCheck:
         # can always be closed; the route's own minimum still applies.
         exempt = order.reduce_only and market.type == "future"
         if notional < (self.min if exempt else max(self.min, market.min_notional)):
-            raise Rejection(ORDER_TOO_SMALL, code="below_min_notional")
+            raise Rejection(ORDER_TOO_SMALL, code="below_min_notional", notes=(note,) if note else ())
         return signal.replace(prices=prices)
