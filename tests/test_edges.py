@@ -80,3 +80,13 @@ def test_an_order_the_exchange_expired_unfilled_is_no_success(tmp_path: Path) ->
     assert result.json["status"] == "EXPIRED"
     assert result.json["error"].endswith("as EXPIRED: nothing was filled")
     assert result.json["code"] == "order_expired"
+
+
+def test_two_numeric_ids_that_differ_after_digit_200_are_not_one_signal(client: testing.TestClient) -> None:
+    """They used to share one idempotency key (the id was cut at 200 characters), so the second
+    answered the first's outcome. A number that long is no id a template writes: a clear 400."""
+    for last in "12":
+        body = json.dumps(SEED_ORDERS[0])[:-1] + ', "id": 1' + "0" * 200 + last + "}"
+        result = client.simulate_post("/webhook", body=body)
+        assert result.status_code == 400, result.json
+        assert "duplicate" not in result.json
