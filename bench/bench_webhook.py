@@ -38,7 +38,7 @@ def report(name: str, samples: list[float]) -> float:
     samples.sort()
     median = statistics.median(samples)
     p95 = samples[int(len(samples) * 0.95) - 1]
-    print(f"{name:<28} n={len(samples):>5}  median {median * 1e6:8.1f} us  p95 {p95 * 1e6:8.1f} us")
+    print(f"{name:<30} n={len(samples):>5}  median {median * 1e6:8.1f} us  p95 {p95 * 1e6:8.1f} us")
     return median
 
 
@@ -67,9 +67,10 @@ def main(n: int = 2000) -> None:
         started = time.perf_counter()
         signal_id = new_signal_id()
         journal.claim(signal_id, "BINANCE", payload(i), None, time.time())
+        journal.placing(signal_id, f"og-{signal_id}")
         journal.finish(signal_id, status="filled", http_status=200, response={"success": True}, trace=[])
         samples.append(time.perf_counter() - started)
-    report("journal claim + outcome", samples)
+    report("journal claim+placing+outcome", samples)
 
     server = GracefulServer(app, "127.0.0.1", 0, threads=4)  # what `ordergate serve` runs
     thread = threading.Thread(target=server.serve, args=(5.0,), daemon=True)
