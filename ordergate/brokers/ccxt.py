@@ -408,6 +408,8 @@ class CcxtBroker:
         self._markets_loading = threading.Lock()  # one on-demand load at a time
         self._markets_tried = float("-inf")  # when a signal last tried loading missing markets
         self.clock: Callable[[], float] = time.monotonic
+        self._resyncing = threading.Lock()
+        self.clock_synced = threading.Event()  # set once a clock resync after a -1021 ended
 
     @classmethod
     def from_config(cls, name: str, options: dict[str, Any], *, config_dir: Path, file: str) -> CcxtBroker:
@@ -502,7 +504,7 @@ class CcxtBroker:
         try:
             raw = read_retry(attempts)(lambda: self.exchange.load_markets(reload=True))()
         except cx.BaseError as exc:
-            raise translate(exc, exchange=self.exchange_id) from exc
+            raise self._failed(exc) from exc
         markets = {}
         for market in raw.values():
             if market.get("active") is False:
@@ -522,10 +524,38 @@ class CcxtBroker:
         try:
             return read_retry()(call)()
         except cx.BaseError as exc:
-            raise translate(exc, exchange=self.exchange_id) from exc
+            raise self._failed(exc) from exc
 
     def session_error(self) -> BrokerError | None:
         return None  # API keys do not expire by the day
+
+    def _failed(self, exc: BaseException, *, placing: bool = False) -> OrdergateError:
+        """:func:`translate`, and when the exchange refused our timestamp (-1021), measure the
+        clock difference again in the background, so the re-send of this signal is signed right."""
+        if isinstance(exc, cx.InvalidNonce) or exchange_reason(exc)[0] == -1021:
+            self.resync_clock()
+        return translate(exc, exchange=self.exchange_id, placing=placing)
+
+    def resync_clock(self) -> None:
+        """Ask the exchange for its time and sign every later request by it (ccxt's
+        ``timeDifference``); one at a time, off the request path."""
+        if not self._resyncing.acquire(blocking=False):
+            return
+        self.clock_synced.clear()
+
+        def resync() -> None:
+            try:
+                offset = self.exchange.load_time_difference()
+                log.warning(
+                    "%s's clock differs from ours by %s ms: requests are now signed by its clock", self.name, offset
+                )
+            except Exception as exc:  # the next -1021 tries again
+                log.warning("Could not read %s's time (%s); requests keep our clock", self.name, exc)
+            finally:
+                self._resyncing.release()
+                self.clock_synced.set()
+
+        threading.Thread(target=resync, name=f"clock-{self.name}", daemon=True).start()
 
     @property
     def markets_ready(self) -> bool:
@@ -574,7 +604,7 @@ class CcxtBroker:
         try:
             raw = read_retry(attempts)(lambda: self.exchange.fetch_last_prices())()
         except cx.BaseError as exc:
-            raise translate(exc, exchange=self.exchange_id) from exc
+            raise self._failed(exc) from exc
         fresh: dict[str, _Cached] = {}
         for entry in (raw or {}).values():
             info = entry.get("info") or {}
@@ -622,7 +652,7 @@ class CcxtBroker:
         try:
             balance = read_retry(attempts)(self.exchange.fetch_balance)()
         except cx.BaseError as exc:
-            raise translate(exc, exchange=self.exchange_id) from exc
+            raise self._failed(exc) from exc
         info = balance.get("info") or {}
         free: dict[str, Decimal] = {}
         if self.market_type == "future" and isinstance(info.get("assets"), list):
@@ -655,7 +685,7 @@ class CcxtBroker:
                 return None
             raise OrderOutcomeUnknown(broker=self.name) from exc
         except cx.BaseError as exc:
-            raise translate(exc, exchange=self.exchange_id) from exc
+            raise self._failed(exc) from exc
         try:
             placement = self._placement(raw, market, client_order_id)
         except Exception as exc:  # an answer we cannot read says nothing about the order
@@ -705,7 +735,7 @@ class CcxtBroker:
                 params,
             )
         except cx.BaseError as exc:
-            raise translate(exc, exchange=self.exchange_id, placing=True) from exc
+            raise self._failed(exc, placing=True) from exc
         return self._placement(raw, market, order.client_order_id)
 
     def _recover(self, order: Order, market: Market) -> Placement:
@@ -759,7 +789,7 @@ class CcxtBroker:
             if self._leverage is not None:
                 self.exchange.set_leverage(self._leverage, market.broker_symbol)
         except cx.BaseError as exc:
-            raise translate(exc, exchange=self.exchange_id) from exc
+            raise self._failed(exc) from exc
         self._configured.add(market.symbol)
 
     def _after_fill(self, placement: Placement, market: Market, *, reduce_only: bool = False) -> None:
