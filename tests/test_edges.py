@@ -63,11 +63,10 @@ def test_a_numeric_id_keeps_its_client_order_id_through_the_journal(app: Orderga
 def test_an_order_the_exchange_expired_unfilled_is_no_success(tmp_path: Path) -> None:
     """Binance EXPIREs a spot MARKET order that meets no liquidity: the order exists (final), but
     nothing was bought, so the answer says so instead of ``success: true``."""
-    from tests.loopback_binance import loopback_binance
+    from tests.brokers.fake_binance import FakeBinance, Serving
     from tests.test_retry import app_on_testnet
 
-    with loopback_binance() as exchange:
-        exchange.liquidity = False
+    with Serving(FakeBinance(liquidity=False)) as exchange:
         app = app_on_testnet(exchange, tmp_path)
         try:
             result = testing.TestClient(app).simulate_post(

@@ -1,9 +1,9 @@
 """Final or retryable: every outcome of a signal id is one or the other, and a repeat is answered by it.
 
 The app runs in the testnet environment against a Binance spot exchange on loopback
-(tests/loopback_binance.py, built from Binance's documented formats), which keeps a real book of
-orders by client order id: "placed exactly once" is counted where the orders are, not in
-ordergate. Every test runs on SQLite and on a real PostgreSQL.
+(tests/brokers/fake_binance.py, built from Binance's documented formats, not recorded), which keeps
+a real book of every order that reached its matching engine: "placed exactly once" is counted
+where the orders are, not in ordergate. Every test runs on SQLite and on a real PostgreSQL.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from ordergate.app import OrdergateApp, create_app
 from ordergate.brokers.ccxt import CcxtBroker
 from ordergate.config import Settings, load_settings
 from ordergate.pipeline.recovery import reconcile
+from tests.brokers.fake_binance import FakeBinance, Serving
 from tests.conftest import CONFIG_DIR, serving
-from tests.loopback_binance import LoopbackBinance, loopback_binance
 
 SECRET = "hook-secret-not-a-secret"
 WEBHOOK = f"/webhook/{SECRET}"
@@ -31,12 +31,12 @@ BUY = {"broker": "BINANCE", "symbol": "BTCUSDT", "side": "buy", "quantity": "0.0
 
 
 @pytest.fixture
-def exchange() -> Iterator[LoopbackBinance]:
-    with loopback_binance() as exchange:
+def exchange() -> Iterator[FakeBinance]:
+    with Serving(FakeBinance()) as exchange:
         yield exchange
 
 
-def app_on_testnet(exchange: LoopbackBinance, tmp_path: Path, **journal: Any) -> OrdergateApp:
+def app_on_testnet(exchange: FakeBinance, tmp_path: Path, **journal: Any) -> OrdergateApp:
     """The testnet app on the loopback exchange (a SQLite journal unless ``journal`` says otherwise)."""
     environ = {
         "WEBHOOK_SECRET": SECRET,
@@ -53,7 +53,7 @@ def app_on_testnet(exchange: LoopbackBinance, tmp_path: Path, **journal: Any) ->
 
 
 @pytest.fixture
-def testnet(journal_settings: Settings, exchange: LoopbackBinance) -> Iterator[Callable[..., OrdergateApp]]:
+def testnet(journal_settings: Settings, exchange: FakeBinance) -> Iterator[Callable[..., OrdergateApp]]:
     """A factory for the testnet app on the loopback exchange, its journal on SQLite or PostgreSQL."""
     built: list[OrdergateApp] = []
 
@@ -85,7 +85,7 @@ def send(app: OrdergateApp, **changes: Any) -> tuple[int, dict[str, Any]]:
     ],
 )
 def test_a_resend_after_a_5xx_is_placed_exactly_once(
-    testnet: Callable[..., OrdergateApp], exchange: LoopbackBinance, endpoint: str, fault: str
+    testnet: Callable[..., OrdergateApp], exchange: FakeBinance, endpoint: str, fault: str
 ) -> None:
     app = testnet()
     app.service.brokers["binance"].forget_balance()  # the next check reads the account
@@ -107,7 +107,7 @@ def test_a_resend_after_a_5xx_is_placed_exactly_once(
 
 
 def test_markets_that_failed_to_load_at_startup_load_on_a_resend(
-    testnet: Callable[..., OrdergateApp], exchange: LoopbackBinance
+    testnet: Callable[..., OrdergateApp], exchange: FakeBinance
 ) -> None:
     exchange.fail_until_healed("exchangeInfo", "down")
     app = testnet()
@@ -125,7 +125,7 @@ def test_markets_that_failed_to_load_at_startup_load_on_a_resend(
 
 
 def test_fifty_concurrent_resends_of_a_retryable_signal_make_one_order(
-    testnet: Callable[..., OrdergateApp], exchange: LoopbackBinance
+    testnet: Callable[..., OrdergateApp], exchange: FakeBinance
 ) -> None:
     app = testnet()
     exchange.fail_next("order", "rate_limit")
@@ -157,7 +157,7 @@ def test_fifty_concurrent_resends_of_a_retryable_signal_make_one_order(
 
 
 def test_an_unknown_order_that_executed_settles_as_filled(
-    testnet: Callable[..., OrdergateApp], exchange: LoopbackBinance
+    testnet: Callable[..., OrdergateApp], exchange: FakeBinance
 ) -> None:
     app = testnet()
     exchange.fail_next("order", "lost")  # executed, the answer lost
@@ -187,7 +187,7 @@ def test_an_unknown_order_that_executed_settles_as_filled(
 
 
 def test_the_background_reconciler_settles_an_unknown_order(
-    testnet: Callable[..., OrdergateApp], exchange: LoopbackBinance
+    testnet: Callable[..., OrdergateApp], exchange: FakeBinance
 ) -> None:
     app = testnet()
     exchange.fail_next("order", "unknown")  # -1007: executed, status unknown
@@ -223,7 +223,7 @@ class _Signal:
 
 
 def test_an_unknown_order_proven_absent_is_placed_once_on_a_resend(
-    testnet: Callable[..., OrdergateApp], exchange: LoopbackBinance
+    testnet: Callable[..., OrdergateApp], exchange: FakeBinance
 ) -> None:
     app = testnet()
     exchange.fail_next("order", "late")  # nothing executes, the answer is lost
@@ -258,7 +258,7 @@ def test_an_unknown_order_proven_absent_is_placed_once_on_a_resend(
 
 
 def test_an_order_that_executes_late_is_found_not_placed_again(
-    testnet: Callable[..., OrdergateApp], exchange: LoopbackBinance
+    testnet: Callable[..., OrdergateApp], exchange: FakeBinance
 ) -> None:
     app = testnet()
     exchange.fail_next("order", "late")
@@ -274,7 +274,7 @@ def test_an_order_that_executes_late_is_found_not_placed_again(
 
 
 def test_a_crash_while_placing_is_looked_up_not_taken_as_never_sent(
-    testnet: Callable[..., OrdergateApp], exchange: LoopbackBinance, tmp_path: Path
+    testnet: Callable[..., OrdergateApp], exchange: FakeBinance, tmp_path: Path
 ) -> None:
     app = testnet()
     journal = app.journal

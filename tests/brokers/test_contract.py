@@ -179,7 +179,7 @@ def _ccxt(name: str, stack: ExitStack) -> Venue:
     assert market is not None
 
     def fail_lookups() -> None:
-        exchange.failing_lookups = True
+        exchange.fail_until_healed("lookup", "dropped")
 
     return Venue(
         name,
