@@ -106,6 +106,23 @@ def test_a_resend_after_a_5xx_is_placed_exactly_once(
     assert len(exchange.orders_placed()) == 1
 
 
+def test_after_a_clock_skew_the_resend_is_signed_by_the_exchanges_clock(
+    testnet: Callable[..., OrdergateApp], exchange: FakeBinance
+) -> None:
+    """-1021 is retryable only if the retry can succeed: the exchange's clock is read again."""
+    app = testnet()
+    broker = app.service.brokers["binance"]
+    assert isinstance(broker, CcxtBroker)
+    exchange.clock_ahead_ms = 30_000  # our clock fell 30 s behind the exchange's
+    status, first = send(app, id="skewed")
+    assert status == 503, first
+    assert "clock" in first["error"]
+    assert broker.clock_synced.wait(timeout=10)
+    status, again = send(app, id="skewed")
+    assert (status, again["success"]) == (200, True), again
+    assert len(exchange.orders_placed()) == 1
+
+
 def test_markets_that_failed_to_load_at_startup_load_on_a_resend(
     testnet: Callable[..., OrdergateApp], exchange: FakeBinance
 ) -> None:

@@ -192,6 +192,7 @@ class FakeBinance:
     )
     futures_available: Decimal = Decimal(10000)
     liquidity: bool = True  # False: MARKET orders find no counterparty and EXPIRE unfilled
+    clock_ahead_ms: int = 0  # the exchange's clock is this far ahead of ours: signed requests may fail -1021
     requests: list[Seen] = field(default_factory=list)
     url: str = ""
     _plans: deque[Plan] = field(default_factory=deque)
@@ -279,6 +280,16 @@ class FakeBinance:
 
     # -- the exchange -------------------------------------------------------------------------
 
+    def outside_recv_window(self, fields: dict[str, str]) -> bool:
+        """Binance's timing rule for a signed request (rest-api.md "Timing security"): refused
+        with -1021 when its ``timestamp`` is over 1 s ahead of the server's clock or older than
+        ``recvWindow`` (default 5000 ms)."""
+        if "signature" not in fields or "timestamp" not in fields:
+            return False
+        server = _now_ms() + self.clock_ahead_ms
+        sent = int(fields["timestamp"])
+        return sent > server + 1000 or server - sent > int(fields.get("recvWindow") or 5000)
+
     def handle(self, method: str, path: str, params: dict[str, str]) -> tuple[int, Any] | None:
         """Answer one request: ``(status, body)``, or None to close the connection unanswered.
         A ``str`` body is a proxy's HTML page, not Binance's JSON."""
@@ -301,7 +312,7 @@ class FakeBinance:
         if method == "GET" and route in ("ticker/24hr", "ticker/price", "ticker/bookTicker"):
             return self._ticker(route, params)
         if method == "GET" and route in ("time", "ping"):
-            return 200, {"serverTime": _now_ms()} if route == "time" else {}
+            return 200, {"serverTime": _now_ms() + self.clock_ahead_ms} if route == "time" else {}
         if method == "POST" and route == "leverage":
             return 200, {"leverage": int(params["leverage"]), "maxNotionalValue": "1000000", "symbol": params["symbol"]}
         if method == "GET" and route == "order":
@@ -549,7 +560,8 @@ class _Handler(BaseHTTPRequestHandler):
         exchange = self.server.exchange  # type: ignore[attr-defined]
         with exchange._lock:
             exchange.requests.append(Seen(self.command, split.path, params))
-        answer = exchange.handle(self.command, split.path, params)
+        skewed = exchange.outside_recv_window(fields)
+        answer = (400, _error(-1021)) if skewed else exchange.handle(self.command, split.path, params)
         if answer is None:  # the answer is lost: close without a response
             self.close_connection = True
             return

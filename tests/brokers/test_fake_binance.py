@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -29,7 +30,7 @@ def call(exchange: FakeBinance, method: str, path: str, **params: str) -> tuple[
     """One request as ccxt sends it: a GET's parameters in the query, a POST's in the body."""
     where = urlsplit(exchange.url)
     conn = http.client.HTTPConnection(where.hostname or "127.0.0.1", where.port, timeout=5)
-    form = urlencode({**params, "timestamp": "1", "signature": "not-checked"})
+    form = urlencode({**params, "timestamp": str(int(time.time() * 1000)), "signature": "not-checked"})
     try:
         if method == "GET":
             conn.request(method, f"{path}?{form}")
@@ -124,3 +125,18 @@ def test_a_plan_that_loses_the_answer_closes_the_connection(exchange: FakeBinanc
     with pytest.raises(http.client.RemoteDisconnected):
         buy(exchange, "og-dropped")
     assert len(exchange.orders_placed()) == 1  # executed: only the answer was lost
+
+
+def test_a_signed_request_outside_the_recv_window_is_refused_with_1021(exchange: FakeBinance) -> None:
+    exchange.clock_ahead_ms = 30_000
+    status, body = call(exchange, "GET", "/api/v3/account")
+    assert (status, body["code"]) == (400, -1021)
+    conn = http.client.HTTPConnection(urlsplit(exchange.url).hostname or "", urlsplit(exchange.url).port, timeout=5)
+    try:
+        conn.request("GET", "/api/v3/time")  # unsigned, as Binance's /time is
+        answer = conn.getresponse()
+        status, body = answer.status, json.loads(answer.read())
+    finally:
+        conn.close()
+    assert status == 200
+    assert abs(body["serverTime"] - 30_000 - int(time.time() * 1000)) < 5_000
