@@ -353,26 +353,38 @@ class OrdergateApp(falcon.App):  # type: ignore[type-arg]
         if runner is not None:
             runner.observe(outcome)
 
-    def start_reconciler(self, every_s: float | None = None, older_than_s: float = 120) -> threading.Event:
+    def start_reconciler(self, every_s: float | None = None, older_than_s: float = 120) -> Reconciler:
         """Settle, in the background, unknown orders and signals in flight for over ``older_than_s``.
 
         Startup settles what this process's own crash left; this settles unknown orders as soon
         as the broker can say, and what a replica that died left in a shared PostgreSQL journal,
-        without waiting for some replica to restart. Setting the returned event stops it.
+        without waiting for some replica to restart.
         """
         if every_s is None:
             every_s = float(self.service.settings.data["journal"]["reconcile_every_s"])
-        stop = threading.Event()
+        return Reconciler(self, every_s, older_than_s)
 
-        def loop() -> None:
-            while not stop.wait(every_s):
-                try:
-                    self.reconcile(older_than_s)
-                except Exception:
-                    log.exception("Reconciling unsettled signals failed; trying again in %.0f s", every_s)
 
-        threading.Thread(target=loop, name="reconciler", daemon=True).start()
-        return stop
+class Reconciler:
+    """The background settling loop of one app; :meth:`stop` ends it and waits for it, so the
+    journal is never closed under a pass in progress."""
+
+    def __init__(self, app: OrdergateApp, every_s: float, older_than_s: float) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, args=(app, every_s, older_than_s), name="reconciler")
+        self._thread.daemon = True
+        self._thread.start()
+
+    def _loop(self, app: OrdergateApp, every_s: float, older_than_s: float) -> None:
+        while not self._stop.wait(every_s):
+            try:
+                app.reconcile(older_than_s)
+            except Exception:
+                log.exception("Reconciling unsettled signals failed; trying again in %.0f s", every_s)
+
+    def stop(self, timeout_s: float = 30) -> None:
+        self._stop.set()
+        self._thread.join(timeout_s)
 
 
 def open_journal(settings: Settings) -> Journal:

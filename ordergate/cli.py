@@ -43,7 +43,7 @@ def _serve(args: argparse.Namespace) -> int:
     configure_logging(os.environ.get("LOG_LEVEL", "INFO"), os.environ.get("LOG_FORMAT", "text"))
     settings = load_settings(args.env, args.config_dir)
     app = create_app(settings)
-    app.start_reconciler()
+    reconciler = app.start_reconciler()
     server_cfg = settings.data["server"]
     host = args.host or server_cfg["host"]
     port = args.port if args.port is not None else server_cfg["port"]
@@ -56,6 +56,7 @@ def _serve(args: argparse.Namespace) -> int:
     for line in route_summary(app.service):
         log.info(line)
     server.serve(drain_seconds())
+    reconciler.stop(timeout_s=2)  # a pass in progress ends before the process does
     from ordergate.notifications import shutdown
 
     if not shutdown(timeout=3.0):  # what is still queued gets a moment, within Railway's window

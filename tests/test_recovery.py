@@ -180,11 +180,11 @@ def test_the_background_reconciler_settles_what_a_dead_replica_left(app: Orderga
     broker = app.service.brokers["paper_binance"]
     assert isinstance(broker, PaperBroker)
     crashed_mid_flight(app.journal, broker, "sig-orphan", {**SEED_ORDERS[0], "id": "orphan"}, placed=True)
-    stop = app.start_reconciler(every_s=0.05, older_than_s=60)
+    reconciler = app.start_reconciler(every_s=0.05, older_than_s=60)
     deadline = time.monotonic() + 10
     while app.journal.in_flight() and time.monotonic() < deadline:
         time.sleep(0.05)
-    stop.set()
+    reconciler.stop()
     entry = app.journal.get("sig-orphan")
     assert entry is not None
     assert entry.status == "filled"

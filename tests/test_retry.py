@@ -216,11 +216,11 @@ def test_the_background_reconciler_settles_an_unknown_order(
         *app.service.runners["BINANCE"].observers,
         ("test", _Signal(settled)),
     )
-    stop = app.start_reconciler(every_s=0.02)
+    reconciler = app.start_reconciler(every_s=0.02)
     try:
         assert settled.wait(timeout=20)
     finally:
-        stop.set()
+        reconciler.stop()
     entry = app.journal.find_by_key("BINANCE:bg")
     assert entry is not None
     assert entry.status == "filled"
