@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import sys
 import threading
 from collections.abc import Iterator
@@ -367,3 +368,70 @@ def test_concurrent_orders_never_overspend(market_type: str, round_: int) -> Non
         assert broker.position("BTCUSDT") == Decimal("0.2")
     else:
         assert broker.free_balance("BTC") == Decimal("0.2")
+
+
+# -- edges the mutation run found untested (make mutate) -------------------------------------
+
+
+@pytest.mark.parametrize("price", ["0.5", "0.00000001", "1", "43500.12"])
+def test_set_price_takes_any_positive_price(price: str) -> None:
+    broker = crypto("spot")
+    broker.set_price("btcusdt", Decimal(price))  # symbols are case-blind, as in the YAML table
+    assert broker.price("BTCUSDT") == Decimal(price)
+
+
+@pytest.mark.parametrize("price", ["0", "-1", "-0.5", "NaN", "Infinity", "-Infinity"])
+def test_set_price_refuses_what_no_market_quotes(price: str) -> None:
+    broker = crypto("spot")
+    with pytest.raises(ValueError, match=rf"^price must be a positive number, not {re.escape(price)}$"):
+        broker.set_price("BTCUSDT", Decimal(price))
+    assert broker.price("BTCUSDT") == Decimal(43500)
+
+
+@pytest.mark.parametrize(("side", "price"), [("buy", "43499.99"), ("sell", "43500.01")])
+def test_limit_one_tick_away_from_the_market_rests(side: str, price: str) -> None:
+    broker = crypto("spot", USDT=Decimal(10000), BTC=Decimal(1))
+    placement = place(broker, side, "0.1", price=price)
+    assert (placement.status, placement.filled, placement.average_price) == ("NEW", Decimal(0), None)
+
+
+def test_sell_limit_at_the_market_price_fills() -> None:
+    broker = crypto("spot", USDT=Decimal(0), BTC=Decimal(1))
+    placement = place(broker, "sell", "0.1", price="43500")
+    assert (placement.status, placement.average_price) == ("FILLED", Decimal(43500))
+    assert (broker.free_balance("USDT"), broker.free_balance("BTC")) == (Decimal(4350), Decimal("0.9"))
+
+
+def test_a_filled_client_order_id_may_be_used_again() -> None:
+    # Binance refuses a duplicate client order id only among open orders (-2010); a filled one is history.
+    broker = crypto("spot")
+    first = place(broker, "buy", "0.01", client_order_id="og-again")
+    second = place(broker, "buy", "0.01", client_order_id="og-again")
+    assert (first.status, second.status) == ("FILLED", "FILLED")
+    assert first.order_id != second.order_id
+    assert broker.find_order("og-again", "BTCUSDT") == second
+    assert broker.free_balance("BTC") == Decimal("0.02")
+
+
+@pytest.mark.parametrize(("position", "close"), [("0.1", "0.1"), ("0.2", "0.1")])
+def test_futures_reduce_only_may_close_all_or_part(position: str, close: str) -> None:
+    broker = crypto()
+    place(broker, "buy", position)
+    closed = place(broker, "sell", close, reduce_only=True)
+    assert closed.status == "FILLED"
+    assert broker.position("BTCUSDT") == Decimal(position) - Decimal(close)
+
+
+def test_futures_reduce_only_beyond_the_position_is_refused() -> None:
+    broker = crypto()
+    place(broker, "buy", "0.1")
+    with pytest.raises(Rejection) as info:
+        place(broker, "sell", "0.2", reduce_only=True)  # would also open a 0.1 short
+    assert (info.value.reason, info.value.code) == ("ReduceOnly Order is rejected.", "reduce_only_rejected")
+    assert broker.position("BTCUSDT") == Decimal("0.1")
+
+
+def test_futures_margin_is_held_only_in_the_quote_asset() -> None:
+    broker = crypto(USDT=Decimal(10000), BTC=Decimal(1))
+    place(broker, "buy", "0.1")
+    assert (broker.free_balance("USDT"), broker.free_balance("BTC")) == (Decimal(5650), Decimal(1))
