@@ -92,7 +92,8 @@ def survivors_of(relative: Path, undetected: dict[str, str]) -> list[Survivor]:
         start, end = spans[f"{mangled}__mutmut_orig"]
         original = generated[start - 1 : end]
         start, end = spans[local]
-        mutated = generated[start - 1 : end]
+        # the generated copies differ in their own name on the def line; that is not the mutation
+        mutated = [text.replace(local, f"{mangled}__mutmut_orig") for text in generated[start - 1 : end]]
         offset, removed, added = 0, [], []
         matcher = difflib.SequenceMatcher(a=original, b=mutated, autojunk=False)
         for tag, i1, i2, j1, j2 in matcher.get_opcodes():
