@@ -435,3 +435,39 @@ def test_futures_margin_is_held_only_in_the_quote_asset() -> None:
     broker = crypto(USDT=Decimal(10000), BTC=Decimal(1))
     place(broker, "buy", "0.1")
     assert (broker.free_balance("USDT"), broker.free_balance("BTC")) == (Decimal(5650), Decimal(1))
+
+
+def test_spot_ignores_the_leverage_option() -> None:
+    broker = crypto("spot", leverage=5)
+    assert broker.leverage("BTCUSDT") == 1
+    place(broker, "buy", "0.1")
+    assert broker.free_balance("USDT") == Decimal(5650)  # the full price, no margin
+
+
+def test_spot_sell_credits_a_quote_asset_the_account_never_held() -> None:
+    broker = crypto("spot", BTC=Decimal(1))
+    place(broker, "sell", "0.1")
+    assert (broker.free_balance("USDT"), broker.free_balance("BTC")) == (Decimal(4350), Decimal("0.9"))
+
+
+def test_futures_extending_at_leverage_averages_the_entry_not_books_pnl() -> None:
+    broker = crypto(leverage=10)
+    place(broker, "buy", "0.1")
+    broker.set_price("BTCUSDT", Decimal(44500))
+    place(broker, "buy", "0.1")  # entry 44,000; margin (4,350 + 4,450) / 10
+    assert broker.free_balance("USDT") == Decimal(10000 - 880)
+
+
+def test_futures_partial_close_leaving_one_coin_keeps_its_entry() -> None:
+    broker = crypto()
+    place(broker, "buy", "2", "ETHUSDT")
+    place(broker, "sell", "1", "ETHUSDT")
+    assert (broker.position("ETHUSDT"), broker.free_balance("USDT")) == (Decimal(1), Decimal(7500))
+
+
+def test_futures_flip_opens_the_rest_at_the_new_price() -> None:
+    broker = crypto()
+    place(broker, "buy", "0.1")
+    broker.set_price("BTCUSDT", Decimal(44000))
+    place(broker, "sell", "0.2")  # +50 on the long; a 0.1 short from 44,000
+    assert (broker.position("BTCUSDT"), broker.free_balance("USDT")) == (Decimal("-0.1"), Decimal(10050 - 4400))
