@@ -471,3 +471,32 @@ def test_futures_flip_opens_the_rest_at_the_new_price() -> None:
     broker.set_price("BTCUSDT", Decimal(44000))
     place(broker, "sell", "0.2")  # +50 on the long; a 0.1 short from 44,000
     assert (broker.position("BTCUSDT"), broker.free_balance("USDT")) == (Decimal("-0.1"), Decimal(10050 - 4400))
+
+
+@pytest.mark.parametrize(
+    ("opened", "balance", "price", "fills"),
+    [
+        # long 0.2 from 43,500, now 44,500; selling 0.45 needs 0.25 x 44,500 = 11,125 of margin, paid by
+        # what is free (balance - 8,700) plus what closing the long frees: its 8,700 margin and 200 profit
+        ("buy", "10925", "44500", True),
+        ("buy", "10924.99", "44500", False),
+        # short 0.2 from 43,500, now 42,500: buying 0.45 needs 10,625; closing frees 8,700 and 200 profit
+        ("sell", "10425", "42500", True),
+        ("sell", "10424.99", "42500", False),
+    ],
+)
+def test_futures_reversal_counts_the_closed_positions_margin_and_pnl(
+    opened: str, balance: str, price: str, fills: bool
+) -> None:
+    broker = crypto(USDT=Decimal(balance))
+    place(broker, opened, "0.2")
+    broker.set_price("BTCUSDT", Decimal(price))
+    reverse = "sell" if opened == "buy" else "buy"
+    if fills:
+        place(broker, reverse, "0.45")
+        assert broker.position("BTCUSDT") == (Decimal("-0.25") if opened == "buy" else Decimal("0.25"))
+        assert broker.free_balance("USDT") == 0
+    else:
+        with pytest.raises(Rejection, match=r"^Insufficient balance$"):
+            place(broker, reverse, "0.45")
+        assert broker.position("BTCUSDT") == (Decimal("0.2") if opened == "buy" else Decimal("-0.2"))
