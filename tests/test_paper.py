@@ -225,8 +225,9 @@ def test_resting_limit_holds_funds_and_returns_new() -> None:
     assert broker.free_balance("BTC") == 0
     with pytest.raises(Rejection, match="Insufficient balance"):
         place(broker, "buy", "0.2", price="40000")  # another 8,000: only 6,000 free
-    with pytest.raises(Rejection, match="Duplicate order sent"):
+    with pytest.raises(Rejection) as info:
         place(broker, "buy", "0.01", price="40000", client_order_id="og-rest")
+    assert (info.value.reason, info.value.code) == ("Duplicate order sent.", "duplicate_client_order_id")
     assert broker.find_order("og-rest", "BTCUSDT") == resting
 
 
@@ -474,21 +475,24 @@ def test_futures_flip_opens_the_rest_at_the_new_price() -> None:
 
 
 @pytest.mark.parametrize(
-    ("opened", "balance", "price", "fills"),
+    ("opened", "balance", "price", "fills", "leverage"),
     [
         # long 0.2 from 43,500, now 44,500; selling 0.45 needs 0.25 x 44,500 = 11,125 of margin, paid by
         # what is free (balance - 8,700) plus what closing the long frees: its 8,700 margin and 200 profit
-        ("buy", "10925", "44500", True),
-        ("buy", "10924.99", "44500", False),
+        ("buy", "10925", "44500", True, 1),
+        ("buy", "10924.99", "44500", False, 1),
         # short 0.2 from 43,500, now 42,500: buying 0.45 needs 10,625; closing frees 8,700 and 200 profit
-        ("sell", "10425", "42500", True),
-        ("sell", "10424.99", "42500", False),
+        ("sell", "10425", "42500", True, 1),
+        ("sell", "10424.99", "42500", False, 1),
+        # at leverage 2 the long's margin was 4,350 and the short needs 0.25 x 44,500 / 2 = 5,562.5
+        ("buy", "5362.5", "44500", True, 2),
+        ("buy", "5362.49", "44500", False, 2),
     ],
 )
 def test_futures_reversal_counts_the_closed_positions_margin_and_pnl(
-    opened: str, balance: str, price: str, fills: bool
+    opened: str, balance: str, price: str, fills: bool, leverage: int
 ) -> None:
-    broker = crypto(USDT=Decimal(balance))
+    broker = crypto(leverage=leverage, USDT=Decimal(balance))
     place(broker, opened, "0.2")
     broker.set_price("BTCUSDT", Decimal(price))
     reverse = "sell" if opened == "buy" else "buy"
@@ -500,3 +504,18 @@ def test_futures_reversal_counts_the_closed_positions_margin_and_pnl(
         with pytest.raises(Rejection, match=r"^Insufficient balance$"):
             place(broker, reverse, "0.45")
         assert broker.position("BTCUSDT") == (Decimal("0.2") if opened == "buy" else Decimal("-0.2"))
+
+
+def test_defaults_are_a_spot_paper_account_of_simulated_money() -> None:
+    broker = PaperBroker("p", markets={}, prices={}, balances={})
+    assert (broker.market_type, broker.label, broker.name) == ("spot", "paper", "p")
+    assert (broker.live, broker.missing_credentials, broker.session_error()) == (False, False, None)
+    assert broker.leverage("BTCUSDT") == 1
+
+
+def test_placements_keep_the_order_type_and_come_oldest_first() -> None:
+    broker = crypto("spot")
+    market = place(broker, "buy", "0.01")
+    limit = place(broker, "buy", "0.01", price="40000")
+    assert (market.type, limit.type) == ("MARKET", "LIMIT")
+    assert broker.placements() == [market, limit]

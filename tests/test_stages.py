@@ -348,7 +348,11 @@ def test_whitelist_equities(options: dict[str, Any], symbol: str, listed_as: str
     if listed_as is None:
         assert rejected(stage, signal).reason == "Invalid symbol"
     else:
-        assert stage(signal).require_market().symbol == listed_as
+        result = stage(signal)
+        assert result.require_market().symbol == listed_as
+        assert result.require_order().symbol == listed_as  # the order goes on under the listed name
+        if symbol == listed_as:
+            assert result.order is signal.order  # nothing to rename: the order passes on untouched
 
 
 def test_whitelist_deny_also_covers_the_broker_alias() -> None:
