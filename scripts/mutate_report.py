@@ -5,7 +5,8 @@ reads the same files it writes (``mutants/**/*.py.meta`` for outcomes, ``*.py.sp
 function sits) and turns each survivor into ``file:line`` of the original source plus the changed line, so the answer
 to "if I broke this line, which test would fail?" is readable without the interactive browser.
 
-Exit status: 0 when every mutant was killed (or timed out), 1 when any survived, had no test or was suspicious.
+Survivors reviewed as equivalent (scripts/mutate_equivalent.py) are listed apart and not counted.
+Exit status: 0 when every other mutant was killed (or timed out), 1 when any survived, had no test or was suspicious.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from mutate_equivalent import EQUIVALENT  # beside this script
 
 MUTANTS = Path("mutants")
 SEPARATOR = "ǁ"  # mutmut's class/method separator in generated names
@@ -130,19 +133,32 @@ def main() -> int:
         rows.append((str(relative), counts))
         survivors += survivors_of(relative, {n: s for n, s in statuses.items() if s in UNDETECTED})
 
-    lines = [f"{'module':<34} {'mutants':>7} {'killed':>6} {'timeout':>7} {'survived':>8} {'no test':>7} {'score':>7}"]
+    reviewed = {(path, before, after): why for path, before, after, why in EQUIVALENT}
+    equivalent = [s for s in survivors if (s.path, " / ".join(s.removed), " / ".join(s.added)) in reviewed]
+    survivors = [s for s in survivors if s not in equivalent]
+    for path, counts in rows:
+        for s in equivalent:
+            if s.path == path:
+                counts[s.status] -= 1
+                counts["equivalent"] = counts.get("equivalent", 0) + 1
+
+    header = f"{'module':<34} {'mutants':>7} {'killed':>6} {'timeout':>7} {'survived':>8} {'no test':>7} {'equiv':>5}"
+    lines = [f"{header} {'score':>7}"]
     total: dict[str, int] = {}
     for path, counts in [*rows, ("TOTAL", total)]:
         if path != "TOTAL":
             for status, n in counts.items():
                 total[status] = total.get(status, 0) + n
-        checked = sum(n for status, n in counts.items() if status not in {"skipped", "not checked"})
+        checked = sum(n for status, n in counts.items() if status not in {"skipped", "not checked", "equivalent"})
         detected = sum(counts.get(status, 0) for status in DETECTED)
         score = f"{100 * detected / checked:.1f}%" if checked else "-"
+        survived = counts.get("survived", 0) + counts.get("suspicious", 0)
         lines.append(
-            f"{path:<34} {checked:>7} {counts.get('killed', 0):>6} {counts.get('timeout', 0):>7} "
-            f"{counts.get('survived', 0) + counts.get('suspicious', 0):>8} {counts.get('no tests', 0):>7} {score:>7}"
+            f"{path:<34} {checked + counts.get('equivalent', 0):>7} {counts.get('killed', 0):>6} "
+            f"{counts.get('timeout', 0):>7} {survived:>8} {counts.get('no tests', 0):>7} "
+            f"{counts.get('equivalent', 0):>5} {score:>7}"
         )
+    lines.append("score = (killed + timeout) / (mutants - equivalent)")
     if total.get("not checked"):
         lines.append(f"{total['not checked']} mutants were not checked (run interrupted?)")
     lines.append("")
@@ -150,6 +166,12 @@ def main() -> int:
     for s in sorted(survivors, key=lambda s: (s.path, s.line, s.name)):
         change = f"{' / '.join(s.removed)!r} -> {' / '.join(s.added)!r}"
         lines.append(f"{s.path}:{s.line}: [{s.status}] {change}  ({s.name.rpartition('.')[2]})")
+    if equivalent:
+        lines.append("")
+        lines.append(f"{len(equivalent)} equivalent, not counted (reviewed in scripts/mutate_equivalent.py):")
+        for s in sorted(equivalent, key=lambda s: (s.path, s.line, s.name)):
+            why = reviewed[(s.path, " / ".join(s.removed), " / ".join(s.added))]
+            lines.append(f"{s.path}:{s.line}: {' / '.join(s.added)!r}: {why}")
     report = "\n".join(lines) + "\n"
     print(report, end="")
     if args.output:

@@ -6,6 +6,7 @@ import itertools
 import re
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 
@@ -13,7 +14,7 @@ import pytest
 
 from ordergate.brokers.base import Broker
 from ordergate.brokers.paper import PaperBroker
-from ordergate.pipeline.errors import Rejection
+from ordergate.pipeline.errors import ConfigError, Rejection
 from ordergate.pipeline.signal import Market, Order, Placement
 from tests.conftest import CONFIG_DIR
 
@@ -519,3 +520,22 @@ def test_placements_keep_the_order_type_and_come_oldest_first() -> None:
     limit = place(broker, "buy", "0.01", price="40000")
     assert (market.type, limit.type) == ("MARKET", "LIMIT")
     assert broker.placements() == [market, limit]
+
+
+def test_order_ids_start_at_the_accounts_creation_in_milliseconds() -> None:
+    # so a paper account started again does not hand out the ids of the previous run
+    before = int(time.time() * 1000)
+    broker = crypto("spot")
+    after = int(time.time() * 1000)
+    first = place(broker, "buy", "0.01")
+    assert before <= first.order_id <= after
+    assert place(broker, "buy", "0.01").order_id == first.order_id + 1
+
+
+def test_from_config_takes_the_label_and_names_a_bad_option() -> None:
+    options = {"adapter": "paper", "markets": "markets/nse.yaml", "label": "practice"}
+    broker = PaperBroker.from_config("paper_nse", options, config_dir=CONFIG_DIR, file="ordergate.yaml")
+    assert (broker.label, broker.market_type) == ("practice", "spot")
+    with pytest.raises(ConfigError) as info:
+        PaperBroker.from_config("paper_nse", {**options, "leverage": 0}, config_dir=CONFIG_DIR, file="ordergate.yaml")
+    assert (info.value.file, info.value.path) == ("ordergate.yaml", "brokers.paper_nse.leverage")
