@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
-from ordergate.pipeline.money import decimals, floor_to_step, money, plain, round_price, to_decimal
+from ordergate.pipeline.money import decimals, dumps, floor_to_step, money, plain, round_price, to_decimal
 
 
 @pytest.mark.parametrize(
@@ -172,3 +174,16 @@ def test_plain_is_exact_and_never_scientific(value: Decimal, text: str) -> None:
 )
 def test_money_groups_thousands(value: Decimal, text: str) -> None:
     assert money(value) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "options", "text"),
+    [
+        ({"quantity": Decimal("0.0010"), "price": Decimal("4.35E+4")}, {}, '{"quantity": "0.001", "price": "43500"}'),
+        ([Decimal(0), 1, "x", None], {}, '["0", 1, "x", null]'),
+        ({"at": datetime(2026, 1, 2, tzinfo=UTC)}, {}, '{"at": "2026-01-02 00:00:00+00:00"}'),  # str() of the rest
+        ({"b": Decimal(1), "a": Decimal("2.50")}, {"sort_keys": True}, '{"a": "2.5", "b": "1"}'),
+    ],
+)
+def test_dumps_writes_decimals_as_exact_strings(value: object, options: dict[str, Any], text: str) -> None:
+    assert dumps(value, **options) == text

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import re
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 
@@ -226,8 +228,9 @@ def test_resting_limit_holds_funds_and_returns_new() -> None:
     assert broker.free_balance("BTC") == 0
     with pytest.raises(Rejection, match="Insufficient balance"):
         place(broker, "buy", "0.2", price="40000")  # another 8,000: only 6,000 free
-    with pytest.raises(Rejection, match="Duplicate order sent"):
+    with pytest.raises(Rejection) as info:
         place(broker, "buy", "0.01", price="40000", client_order_id="og-rest")
+    assert (info.value.reason, info.value.code) == ("Duplicate order sent.", "duplicate_client_order_id")
     assert broker.find_order("og-rest", "BTCUSDT") == resting
 
 
@@ -388,3 +391,172 @@ def test_concurrent_orders_never_overspend(market_type: str, round_: int) -> Non
         assert broker.position("BTCUSDT") == Decimal("0.2")
     else:
         assert broker.free_balance("BTC") == Decimal("0.2")
+
+
+# -- edges the mutation run found untested (make mutate) -------------------------------------
+
+
+@pytest.mark.parametrize("price", ["0.5", "0.00000001", "1", "43500.12"])
+def test_set_price_takes_any_positive_price(price: str) -> None:
+    broker = crypto("spot")
+    broker.set_price("btcusdt", Decimal(price))  # symbols are case-blind, as in the YAML table
+    assert broker.price("BTCUSDT") == Decimal(price)
+
+
+@pytest.mark.parametrize("price", ["0", "-1", "-0.5", "NaN", "Infinity", "-Infinity"])
+def test_set_price_refuses_what_no_market_quotes(price: str) -> None:
+    broker = crypto("spot")
+    with pytest.raises(ValueError, match=rf"^price must be a positive number, not {re.escape(price)}$"):
+        broker.set_price("BTCUSDT", Decimal(price))
+    assert broker.price("BTCUSDT") == Decimal(43500)
+
+
+@pytest.mark.parametrize(("side", "price"), [("buy", "43499.99"), ("sell", "43500.01")])
+def test_limit_one_tick_away_from_the_market_rests(side: str, price: str) -> None:
+    broker = crypto("spot", USDT=Decimal(10000), BTC=Decimal(1))
+    placement = place(broker, side, "0.1", price=price)
+    assert (placement.status, placement.filled, placement.average_price) == ("NEW", Decimal(0), None)
+
+
+def test_sell_limit_at_the_market_price_fills() -> None:
+    broker = crypto("spot", USDT=Decimal(0), BTC=Decimal(1))
+    placement = place(broker, "sell", "0.1", price="43500")
+    assert (placement.status, placement.average_price) == ("FILLED", Decimal(43500))
+    assert (broker.free_balance("USDT"), broker.free_balance("BTC")) == (Decimal(4350), Decimal("0.9"))
+
+
+def test_a_filled_client_order_id_may_be_used_again() -> None:
+    # Binance refuses a duplicate client order id only among open orders (-2010); a filled one is history.
+    broker = crypto("spot")
+    first = place(broker, "buy", "0.01", client_order_id="og-again")
+    second = place(broker, "buy", "0.01", client_order_id="og-again")
+    assert (first.status, second.status) == ("FILLED", "FILLED")
+    assert first.order_id != second.order_id
+    assert broker.find_order("og-again", "BTCUSDT") == second
+    assert broker.free_balance("BTC") == Decimal("0.02")
+
+
+@pytest.mark.parametrize(("position", "close"), [("0.1", "0.1"), ("0.2", "0.1")])
+def test_futures_reduce_only_may_close_all_or_part(position: str, close: str) -> None:
+    broker = crypto()
+    place(broker, "buy", position)
+    closed = place(broker, "sell", close, reduce_only=True)
+    assert closed.status == "FILLED"
+    assert broker.position("BTCUSDT") == Decimal(position) - Decimal(close)
+
+
+def test_futures_reduce_only_beyond_the_position_is_refused() -> None:
+    broker = crypto()
+    place(broker, "buy", "0.1")
+    with pytest.raises(Rejection) as info:
+        place(broker, "sell", "0.2", reduce_only=True)  # would also open a 0.1 short
+    assert (info.value.reason, info.value.code) == ("ReduceOnly Order is rejected.", "reduce_only_rejected")
+    assert broker.position("BTCUSDT") == Decimal("0.1")
+
+
+def test_futures_margin_is_held_only_in_the_quote_asset() -> None:
+    broker = crypto(USDT=Decimal(10000), BTC=Decimal(1))
+    place(broker, "buy", "0.1")
+    assert (broker.free_balance("USDT"), broker.free_balance("BTC")) == (Decimal(5650), Decimal(1))
+
+
+def test_spot_ignores_the_leverage_option() -> None:
+    broker = crypto("spot", leverage=5)
+    assert broker.leverage("BTCUSDT") == 1
+    place(broker, "buy", "0.1")
+    assert broker.free_balance("USDT") == Decimal(5650)  # the full price, no margin
+
+
+def test_spot_sell_credits_a_quote_asset_the_account_never_held() -> None:
+    broker = crypto("spot", BTC=Decimal(1))
+    place(broker, "sell", "0.1")
+    assert (broker.free_balance("USDT"), broker.free_balance("BTC")) == (Decimal(4350), Decimal("0.9"))
+
+
+def test_futures_extending_at_leverage_averages_the_entry_not_books_pnl() -> None:
+    broker = crypto(leverage=10)
+    place(broker, "buy", "0.1")
+    broker.set_price("BTCUSDT", Decimal(44500))
+    place(broker, "buy", "0.1")  # entry 44,000; margin (4,350 + 4,450) / 10
+    assert broker.free_balance("USDT") == Decimal(10000 - 880)
+
+
+def test_futures_partial_close_leaving_one_coin_keeps_its_entry() -> None:
+    broker = crypto()
+    place(broker, "buy", "2", "ETHUSDT")
+    place(broker, "sell", "1", "ETHUSDT")
+    assert (broker.position("ETHUSDT"), broker.free_balance("USDT")) == (Decimal(1), Decimal(7500))
+
+
+def test_futures_flip_opens_the_rest_at_the_new_price() -> None:
+    broker = crypto()
+    place(broker, "buy", "0.1")
+    broker.set_price("BTCUSDT", Decimal(44000))
+    place(broker, "sell", "0.2")  # +50 on the long; a 0.1 short from 44,000
+    assert (broker.position("BTCUSDT"), broker.free_balance("USDT")) == (Decimal("-0.1"), Decimal(10050 - 4400))
+
+
+@pytest.mark.parametrize(
+    ("opened", "balance", "price", "fills", "leverage"),
+    [
+        # long 0.2 from 43,500, now 44,500; selling 0.45 needs 0.25 x 44,500 = 11,125 of margin, paid by
+        # what is free (balance - 8,700) plus what closing the long frees: its 8,700 margin and 200 profit
+        ("buy", "10925", "44500", True, 1),
+        ("buy", "10924.99", "44500", False, 1),
+        # short 0.2 from 43,500, now 42,500: buying 0.45 needs 10,625; closing frees 8,700 and 200 profit
+        ("sell", "10425", "42500", True, 1),
+        ("sell", "10424.99", "42500", False, 1),
+        # at leverage 2 the long's margin was 4,350 and the short needs 0.25 x 44,500 / 2 = 5,562.5
+        ("buy", "5362.5", "44500", True, 2),
+        ("buy", "5362.49", "44500", False, 2),
+    ],
+)
+def test_futures_reversal_counts_the_closed_positions_margin_and_pnl(
+    opened: str, balance: str, price: str, fills: bool, leverage: int
+) -> None:
+    broker = crypto(leverage=leverage, USDT=Decimal(balance))
+    place(broker, opened, "0.2")
+    broker.set_price("BTCUSDT", Decimal(price))
+    reverse = "sell" if opened == "buy" else "buy"
+    if fills:
+        place(broker, reverse, "0.45")
+        assert broker.position("BTCUSDT") == (Decimal("-0.25") if opened == "buy" else Decimal("0.25"))
+        assert broker.free_balance("USDT") == 0
+    else:
+        with pytest.raises(Rejection, match=r"^Insufficient balance$"):
+            place(broker, reverse, "0.45")
+        assert broker.position("BTCUSDT") == (Decimal("0.2") if opened == "buy" else Decimal("-0.2"))
+
+
+def test_defaults_are_a_spot_paper_account_of_simulated_money() -> None:
+    broker = PaperBroker("p", markets={}, prices={}, balances={})
+    assert (broker.market_type, broker.label, broker.name) == ("spot", "paper", "p")
+    assert (broker.live, broker.missing_credentials, broker.session_error()) == (False, False, None)
+    assert broker.leverage("BTCUSDT") == 1
+
+
+def test_placements_keep_the_order_type_and_come_oldest_first() -> None:
+    broker = crypto("spot")
+    market = place(broker, "buy", "0.01")
+    limit = place(broker, "buy", "0.01", price="40000")
+    assert (market.type, limit.type) == ("MARKET", "LIMIT")
+    assert broker.placements() == [market, limit]
+
+
+def test_order_ids_start_at_the_accounts_creation_in_milliseconds() -> None:
+    # so a paper account started again does not hand out the ids of the previous run
+    before = int(time.time() * 1000)
+    broker = crypto("spot")
+    after = int(time.time() * 1000)
+    first = place(broker, "buy", "0.01")
+    assert before <= first.order_id <= after
+    assert place(broker, "buy", "0.01").order_id == first.order_id + 1
+
+
+def test_from_config_takes_the_label_and_names_a_bad_option() -> None:
+    options = {"adapter": "paper", "markets": "markets/nse.yaml", "label": "practice"}
+    broker = PaperBroker.from_config("paper_nse", options, config_dir=CONFIG_DIR, file="ordergate.yaml")
+    assert (broker.label, broker.market_type) == ("practice", "spot")
+    with pytest.raises(ConfigError) as info:
+        PaperBroker.from_config("paper_nse", {**options, "leverage": 0}, config_dir=CONFIG_DIR, file="ordergate.yaml")
+    assert (info.value.file, info.value.path) == ("ordergate.yaml", "brokers.paper_nse.leverage")

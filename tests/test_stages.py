@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from decimal import Decimal
@@ -307,6 +308,9 @@ def test_schema_reduce_only_snake_case_false_is_false(schema: SchemaCheck) -> No
         ({"deny": ["ETHUSDT"]}, "ETHUSDT", "symbol_not_allowed"),
         ({"deny": ["ETHUSDT"]}, "BTCUSDT", None),
         ({"allow": ["ETHUSDT"], "deny": ["ETHUSDT"]}, "ETHUSDT", "symbol_not_allowed"),
+        ({"deny": ["ethusdt"]}, "ETHUSDT", "symbol_not_allowed"),  # deny is case-blind like allow
+        # the listed market's own quote decides, not the symbol's last letters: BTCUSDT ends in "DT", quotes USDT
+        ({"quote_assets": ["DT"]}, "BTCUSDT", "quote_asset_not_allowed"),
     ],
 )
 def test_whitelist_crypto(crypto_route: RouteContext, options: dict[str, Any], symbol: str, code: str | None) -> None:
@@ -336,6 +340,9 @@ def whitelist_equity(options: dict[str, Any], symbol: str) -> tuple[SymbolWhitel
         ({"quote_assets": []}, "CIPLA-EQ", "CIPLA"),  # FlatTrade's own name for it
         ({"quote_assets": []}, "AAPL", None),
         ({"quote_assets": [], "allow": ["CIPLA"]}, "RELIANCE", None),
+        ({"quote_assets": [], "allow": ["CIPLA"]}, "CIPLA-EQ", "CIPLA"),  # allowed by its listed name
+        ({"quote_assets": ["INR"]}, "CIPLA", None),  # the quote rule still reads the symbol's ending
+        ({"quote_assets": ["EQ"]}, "CIPLA-EQ", None),  # ... and then the market's quote (INR)
         ({}, "CIPLA", None),  # the crypto default quote list has no INR: equities need []
     ],
 )
@@ -344,7 +351,11 @@ def test_whitelist_equities(options: dict[str, Any], symbol: str, listed_as: str
     if listed_as is None:
         assert rejected(stage, signal).reason == "Invalid symbol"
     else:
-        assert stage(signal).require_market().symbol == listed_as
+        result = stage(signal)
+        assert result.require_market().symbol == listed_as
+        assert result.require_order().symbol == listed_as  # the order goes on under the listed name
+        if symbol == listed_as:
+            assert result.order is signal.order  # nothing to rename: the order passes on untouched
 
 
 def test_whitelist_deny_also_covers_the_broker_alias() -> None:
@@ -450,6 +461,48 @@ def test_precision_whole_shares(quantity: str, reason: str | None) -> None:
         assert stage(signal).require_order().quantity == Decimal(quantity)
     else:
         assert rejected(stage, signal).reason == reason
+
+
+def with_rules(signal: Signal, **rules: str) -> Signal:
+    """``signal`` on a copy of its market with other rules (e.g. ``max_qty="1"``)."""
+    market = dataclasses.replace(signal.require_market(), **{k: Decimal(v) for k, v in rules.items()})
+    return signal.replace(market=market)
+
+
+@pytest.mark.parametrize(
+    ("rules", "quantity", "expected"),
+    [
+        ({"max_qty": "9000"}, "9000", "9000"),  # the maximum itself is allowed
+        ({"max_qty": "0"}, "123456", "123456"),  # a maximum of 0 means no maximum
+        ({"min_qty": "0.001"}, "0.001", "0.001"),  # the minimum itself is allowed
+        ({"step_size": "0"}, "0.0012345", "0.0012345"),  # a step of 0 means no step rule
+        ({"min_qty": "0", "step_size": "0.001"}, "0.0019", "0.001"),
+    ],
+)
+def test_precision_bounds_are_inclusive(
+    crypto_route: RouteContext, rules: dict[str, str], quantity: str, expected: str
+) -> None:
+    stage = build(PrecisionRounding, crypto_route)
+    result = stage(with_rules(ordered(crypto_route.broker, quantity=quantity), **rules))
+    assert result.require_order().quantity == Decimal(expected)
+
+
+@pytest.mark.parametrize(
+    ("rules", "quantity", "reason", "code"),
+    [
+        ({"max_qty": "9000"}, "9000.00001", "Order size too large: at most 9000 BTC per order", "above_max_quantity"),
+        ({"max_qty": "0.5"}, "0.50001", "Order size too large: at most 0.5 BTC per order", "above_max_quantity"),
+        ({"min_qty": "0.001"}, "0.00099", "Order size too small", "below_min_quantity"),
+        # no minimum quantity: a quantity the step truncates to nothing is still too small
+        ({"min_qty": "0", "step_size": "0.001"}, "0.0009", "Order size too small", "below_min_quantity"),
+    ],
+)
+def test_precision_refuses_quantities_outside_the_market_bounds(
+    crypto_route: RouteContext, rules: dict[str, str], quantity: str, reason: str, code: str
+) -> None:
+    stage = build(PrecisionRounding, crypto_route)
+    rejection = rejected(stage, with_rules(ordered(crypto_route.broker, quantity=quantity), **rules))
+    assert (rejection.reason, rejection.status, rejection.code) == (reason, 422, code)
 
 
 # -- notional --------------------------------------------------------------------------------
