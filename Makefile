@@ -50,8 +50,8 @@ record: $(VENV)/.test-deps
 
 # Mutation testing over the money path (the modules are listed under [mutmut] in setup.cfg): mutmut changes
 # one line at a time and reruns the tests that reach it; every change some test notices is "killed".
-#   make mutate                                         every money-path module (about an hour on 2 cores)
-#   make mutate MUTATE=ordergate/stages/precision.py    one module (a few minutes)
+#   make mutate                                         every money-path module (about two hours on 2 cores)
+#   make mutate MUTATE=ordergate/stages/precision.py    one module (minutes: a pass of the suite, then its changes)
 # Prints killed/timeout/survived per module, the score, and each survivor as file:line with its change
 # (also in mutants/report.txt); fails while anything survives. `.venv/bin/mutmut show NAME` shows one.
 MUTATE ?=
