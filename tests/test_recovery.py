@@ -65,8 +65,13 @@ def test_restart_settles_in_flight_signals_from_the_broker(app: OrdergateApp, se
     assert placed.response is not None
     assert placed.response["recovered"] is True
     assert lost.status == "error"
-    assert lost.response is not None
-    assert lost.response["error"] == INTERRUPTED
+    assert lost.response == {
+        "success": False,
+        "error": INTERRUPTED,
+        "clientOrderId": client_order_id("BINANCE", {"id": "b"}, "sig-lost"),
+        "recovered": True,
+        "signalId": "sig-lost",
+    }
     assert len(broker.placements()) == 1  # nothing was re-sent
 
     # Sent again: the placed one answers its settled outcome and places nothing; the one cut

@@ -12,6 +12,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from ordergate.app import OrdergateApp, create_app
 from ordergate.brokers.ccxt import CcxtBroker
 from ordergate.config import Settings, load_settings
 from ordergate.pipeline.recovery import reconcile
+from ordergate.pipeline.signal import Order
 from tests.brokers.fake_binance import FakeBinance, Serving
 from tests.conftest import CONFIG_DIR, serving
 
@@ -264,14 +266,54 @@ def test_an_unknown_order_proven_absent_is_placed_once_on_a_resend(
     settled = app.journal.get(entry.id)
     assert settled is not None
     assert (settled.status, settled.http_status) == ("error", 503)
-    assert settled.response is not None
-    assert "sending the signal again places it" in settled.response["error"]
+    cid = exchange.order_requests()[0]["newClientOrderId"]
+    assert settled.response == {
+        "success": False,
+        "error": f"Order not placed: the broker has no order {cid} 121 s after it was sent; "
+        "sending the signal again places it",
+        "clientOrderId": cid,
+        "recovered": True,
+        "signalId": entry.id,
+    }
+    assert settled.client_order_id == cid
     status, placed = send(app, id="never-there")
     assert (status, placed["success"]) == (200, True), placed
     assert len(exchange.orders_placed()) == 1
     requests = exchange.order_requests()
     assert len(requests) == 2
     assert requests[0] == requests[1]  # the same order, the same client order id
+
+
+def test_a_settled_order_reaches_the_observers_as_the_signal_it_was(
+    testnet: Callable[..., OrdergateApp], exchange: FakeBinance
+) -> None:
+    """Notifications and metrics of a settlement see the signal's own id, route, payload and order."""
+    app = testnet()
+    exchange.fail_next("order", "lost")
+    exchange.fail_until_healed("lookup", "down")
+    assert send(app, id="observed")[0] == 202
+    exchange.heal("lookup")
+    entry = app.journal.find_by_key("BINANCE:observed")
+    assert entry is not None
+    seen: list[Any] = []
+    assert reconcile(app.journal, app.service, older_than_s=60, observe=seen.append) == 1
+    [outcome] = seen
+    order = exchange.orders_placed()[0]
+    cid = order["clientOrderId"]
+    assert (outcome.status, outcome.http_status, outcome.route.name) == ("filled", 200, "BINANCE")
+    signal = outcome.signal
+    assert (signal.id, signal.route, signal.received_at) == (entry.id, "BINANCE", entry.received_at)
+    assert signal.payload["id"] == "observed"
+    assert signal.order == Order("BTCUSDT", "buy", "MARKET", Decimal("0.001"), client_order_id=cid)
+    assert signal.placement == outcome.placement
+    assert outcome.placement.order_id == order["orderId"]
+    settled = app.journal.get(entry.id)
+    assert settled is not None
+    assert settled.response is not None
+    assert (settled.response["orderId"], settled.response["clientOrderId"]) == (order["orderId"], cid)
+    assert (settled.response["recovered"], settled.response["signalId"]) == (True, entry.id)
+    assert "trace" not in settled.response
+    assert settled.broker_order_id == str(order["orderId"])
 
 
 def test_an_order_that_executes_late_is_found_not_placed_again(
