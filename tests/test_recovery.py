@@ -20,7 +20,7 @@ from ordergate.brokers.ccxt import CcxtBroker
 from ordergate.brokers.paper import PaperBroker
 from ordergate.config import Settings, load_settings
 from ordergate.pipeline.journal import Journal
-from ordergate.pipeline.recovery import INTERRUPTED
+from ordergate.pipeline.recovery import INTERRUPTED, _settle
 from ordergate.pipeline.signal import Order
 from ordergate.stages.schema import client_order_id
 from tests.brokers.fake_binance import FakeBinance, Serving
@@ -241,3 +241,25 @@ def test_restart_settles_an_in_flight_row_as_the_exchange_has_its_order(
             assert exchange.order_requests() == []  # settled from the exchange's records, nothing re-sent
         finally:
             app.journal.close()
+
+
+@pytest.mark.parametrize("at_broker", [True, False], ids=["found", "absent"])
+def test_a_row_another_replica_settled_first_is_never_overwritten(app: OrdergateApp, at_broker: bool) -> None:
+    """Two replicas' reconcilers may look the same row up at once: the second write must not
+    replace the first's outcome (a found order must never become 'absent', or the reverse)."""
+    broker = app.service.brokers["paper_binance"]
+    assert isinstance(broker, PaperBroker)
+    cid = crashed_mid_flight(app.journal, broker, "sig-race", {**SEED_ORDERS[0], "id": "race"}, placed=at_broker)
+    app.journal.placing("sig-race", cid)
+    stale = app.journal.get("sig-race")
+    assert stale is not None
+    settled_first = {"success": True, "orderId": 1, "settledBy": "the other replica"}
+    assert app.journal.finish(
+        "sig-race", status="filled", http_status=200, response=settled_first, expected_status="placing"
+    )
+    seen: list[Any] = []
+    _settle(app.journal, app.service, stale, stale.received_at + 600, 120.0, seen.append)
+    entry = app.journal.get("sig-race")
+    assert entry is not None
+    assert (entry.status, entry.response) == ("filled", settled_first)
+    assert seen == []  # nothing notified twice

@@ -316,6 +316,21 @@ def test_a_settled_order_reaches_the_observers_as_the_signal_it_was(
     assert settled.broker_order_id == str(order["orderId"])
 
 
+def test_a_settled_limit_order_keeps_its_limit_price(
+    testnet: Callable[..., OrdergateApp], exchange: FakeBinance
+) -> None:
+    app = testnet()
+    exchange.fail_next("order", "lost")
+    exchange.fail_until_healed("lookup", "down")
+    assert send(app, id="limit", type="LIMIT", price="40000")[0] == 202
+    exchange.heal("lookup")
+    seen: list[Any] = []
+    assert reconcile(app.journal, app.service, older_than_s=60, observe=seen.append) == 1
+    [outcome] = seen
+    assert (outcome.status, outcome.placement.status) == ("open", "NEW")
+    assert (outcome.signal.order.type, outcome.signal.order.price) == ("LIMIT", Decimal(40000))
+
+
 def test_an_order_that_executes_late_is_found_not_placed_again(
     testnet: Callable[..., OrdergateApp], exchange: FakeBinance
 ) -> None:
