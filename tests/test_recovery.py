@@ -20,7 +20,7 @@ from ordergate.brokers.ccxt import CcxtBroker
 from ordergate.brokers.paper import PaperBroker
 from ordergate.config import Settings, load_settings
 from ordergate.pipeline.journal import Journal
-from ordergate.pipeline.recovery import INTERRUPTED, _settle
+from ordergate.pipeline.recovery import INTERRUPTED, _settle, reconcile
 from ordergate.pipeline.signal import Order
 from ordergate.stages.schema import client_order_id
 from tests.brokers.fake_binance import FakeBinance, Serving
@@ -263,3 +263,49 @@ def test_a_row_another_replica_settled_first_is_never_overwritten(app: Ordergate
     assert entry is not None
     assert (entry.status, entry.response) == ("filled", settled_first)
     assert seen == []  # nothing notified twice
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [("received", INTERRUPTED), ("placing", "The order {cid} cannot be looked up any more")],
+)
+@pytest.mark.parametrize("gone", ["route", "symbol", "no-symbol"])
+def test_a_row_whose_route_or_symbol_is_gone_is_retryable(
+    app: OrdergateApp, settings: Settings, status: str, error: str, gone: str
+) -> None:
+    """The config changed between the crash and the restart: nothing to look the order up with."""
+    payload: dict[str, Any] = {**SEED_ORDERS[0], "id": f"gone-{gone}"}
+    route = "GONE" if gone == "route" else "BINANCE"
+    if gone == "symbol":
+        payload["symbol"] = "DELISTEDUSDT"
+    if gone == "no-symbol":
+        del payload["symbol"]
+    app.journal.claim("sig-gone", route, payload, None, time.time() - 120)
+    cid = client_order_id(route, payload, "sig-gone")
+    if status == "placing":
+        app.journal.placing("sig-gone", cid)
+    assert reconcile(app.journal, app.service) == 1
+    entry = app.journal.get("sig-gone")
+    assert entry is not None
+    assert (entry.status, entry.http_status, entry.client_order_id) == ("error", 503, cid)
+    assert entry.response == {
+        "success": False,
+        "error": error.format(cid=cid),
+        "clientOrderId": cid,
+        "recovered": True,
+        "signalId": "sig-gone",
+    }
+
+
+def test_a_row_without_an_id_is_looked_up_by_the_client_order_id_of_its_signal(app: OrdergateApp) -> None:
+    """An id-less signal's client order id is ``og-<signal id>``: recovery derives the same one."""
+    broker = app.service.brokers["paper_binance"]
+    assert isinstance(broker, PaperBroker)
+    app.journal.claim("sig-no-id", "BINANCE", SEED_ORDERS[0], None, time.time() - 120)
+    market = broker.market("BTCUSDT")
+    assert market is not None
+    broker.place_order(Order("BTCUSDT", "buy", "MARKET", Decimal("0.001"), client_order_id="og-sig-no-id"), market)
+    assert reconcile(app.journal, app.service) == 1
+    entry = app.journal.get("sig-no-id")
+    assert entry is not None
+    assert (entry.status, entry.client_order_id) == ("filled", "og-sig-no-id")

@@ -347,6 +347,25 @@ def test_an_order_that_executes_late_is_found_not_placed_again(
     assert len(exchange.order_requests()) == 1
 
 
+def test_a_crash_before_placing_is_retryable_even_while_the_exchange_cannot_answer(
+    testnet: Callable[..., OrdergateApp], exchange: FakeBinance
+) -> None:
+    """Cut off before 'placing', the signal never sent an order: no look-up is needed to say so."""
+    app = testnet()
+    exchange.fail_until_healed("lookup", "down")
+    app.journal.claim("cut-off", "BINANCE", {**BUY, "id": "c0"}, "BINANCE:c0", 1_000.0)
+    assert reconcile(app.journal, app.service, clock=lambda: 1_010.0) == 1
+    entry = app.journal.get("cut-off")
+    assert entry is not None
+    assert (entry.status, entry.http_status) == ("error", 503)
+    assert entry.response is not None
+    assert entry.response["error"].startswith("Interrupted before an order was placed")
+    exchange.heal("lookup")
+    status, placed = send(app, id="c0")
+    assert (status, placed["success"]) == (200, True), placed
+    assert len(exchange.orders_placed()) == 1
+
+
 def test_a_crash_while_placing_is_looked_up_not_taken_as_never_sent(
     testnet: Callable[..., OrdergateApp], exchange: FakeBinance, tmp_path: Path
 ) -> None:

@@ -531,31 +531,28 @@ class CcxtBroker:
 
     def _failed(self, exc: BaseException, *, placing: bool = False) -> OrdergateError:
         """:func:`translate`, and when the exchange refused our timestamp (-1021), measure the
-        clock difference again in the background, so the re-send of this signal is signed right."""
+        clock difference again, so the re-send of this signal is signed right."""
         if isinstance(exc, cx.InvalidNonce) or exchange_reason(exc)[0] == -1021:
             self.resync_clock()
         return translate(exc, exchange=self.exchange_id, placing=placing)
 
     def resync_clock(self) -> None:
         """Ask the exchange for its time and sign every later request by it (ccxt's
-        ``timeDifference``); one at a time, off the request path."""
+        ``timeDifference``). One request, only after a -1021, whose answer is a 503 anyway; done
+        in the failing request rather than a thread left running, and one at a time."""
         if not self._resyncing.acquire(blocking=False):
             return
         self.clock_synced.clear()
-
-        def resync() -> None:
-            try:
-                offset = self.exchange.load_time_difference()
-                log.warning(
-                    "%s's clock differs from ours by %s ms: requests are now signed by its clock", self.name, offset
-                )
-            except Exception as exc:  # the next -1021 tries again
-                log.warning("Could not read %s's time (%s); requests keep our clock", self.name, exc)
-            finally:
-                self._resyncing.release()
-                self.clock_synced.set()
-
-        threading.Thread(target=resync, name=f"clock-{self.name}", daemon=True).start()
+        try:
+            offset = self.exchange.load_time_difference()
+            log.warning(
+                "%s's clock differs from ours by %s ms: requests are now signed by its clock", self.name, offset
+            )
+        except Exception as exc:  # the next -1021 tries again
+            log.warning("Could not read %s's time (%s); requests keep our clock", self.name, exc)
+        finally:
+            self._resyncing.release()
+            self.clock_synced.set()
 
     @property
     def markets_ready(self) -> bool:

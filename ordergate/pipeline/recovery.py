@@ -138,8 +138,7 @@ def _found(journal: Journal, entry: Entry, route: Any, placement: Placement, obs
         order_id=placement.order_id,
     ):
         return  # another replica settled it first
-    status = placement.status
-    log.info("Signal %s settled: order %s is %s", entry.id, placement.order_id, status)  # pragma: no mutate
+    log.info("Signal %s settled: order %s is %s", entry.id, placement.order_id, placement.status)  # pragma: no mutate
     route.broker.forget_balance()
     if observe is not None:
         observe(outcome)
