@@ -280,7 +280,27 @@ BY_CODE = [
     (-1007, "Timeout waiting for response.", True, UNKNOWN),
     (-1007, "Timeout waiting for response.", False, _unavailable("did not answer: try again shortly")),
     (-1006, "Unexpected response.", True, _rejected("Unexpected response. (-1006)")),
+    # the sign counts: a positive twin of a known code is an unknown code
+    (4164, "x", True, _rejected("x (4164)")),
+    (1111, "x", True, _rejected("x (1111)")),
+    (1013, "Filter failure: NOTIONAL", True, TOO_SMALL),  # by its words, not its code
 ]
+
+
+@pytest.mark.parametrize(
+    ("code", "msg", "outcome"),
+    [
+        (-4164, "Order's notional must be at least 5.", TOO_SMALL),
+        (-1111, "Precision is wrong.", PRECISION),
+        (-2019, "Margin is insufficient.", BALANCE),
+        (-1121, "Invalid symbol.", SYMBOL),
+        (-2015, "Invalid API-key.", AUTH),
+    ],
+)
+@pytest.mark.parametrize("cls", [cx.OperationFailed, cx.InsufficientFunds, cx.BadSymbol, cx.NetworkError])
+def test_binance_code_decides_over_ccxt_s_class(cls: type[Exception], code: int, msg: str, outcome: Outcome) -> None:
+    # ccxt's class for a code can be wrong behind api_url or change between versions: the code wins
+    assert _outcome(translate(cls(_binance(code, msg)), exchange="bn", placing=True)) == outcome
 
 
 @pytest.mark.parametrize(("code", "msg", "placing", "outcome"), BY_CODE)
@@ -357,6 +377,7 @@ def test_default_exchange_name() -> None:
         ('binance {"code":-1,"msg":"bad escape \\q kept"}', (-1, "bad escape \\q kept")),
         ('binance {"msg":"no code","code":-1}', (None, 'binance {"msg":"no code","code":-1}')),
         ("binance GET https://x/api\nTraceback (most recent call last): ...", (None, "binance GET https://x/api")),
+        ("binance GET https://x/api\nTraceback\n  File ...", (None, "binance GET https://x/api")),
         ("x" * 200, (None, "x" * 160)),
         ("", (None, "")),
     ],

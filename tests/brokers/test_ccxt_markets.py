@@ -206,3 +206,10 @@ def test_rewrite_urls(base: str) -> None:
         "none": None,
     }
     assert rewrite_urls("https://api.binance.com", base) == "http://127.0.0.1:8080"
+
+
+def test_rewrite_urls_keeps_a_path_prefix_and_drops_only_trailing_slashes() -> None:
+    # api_url may be a proxy under a path: only the slashes at its end go
+    assert (
+        rewrite_urls("https://api.binance.com/api/v3", "http://proxy:9/binanceX//") == "http://proxy:9/binanceX/api/v3"
+    )

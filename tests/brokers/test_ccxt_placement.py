@@ -108,6 +108,7 @@ def test_usdm_filled() -> None:
         ({}, {"filled": 4.0, "average": 3.5}, "4", "3.5"),
         # avgPrice decides when above 0 (USD-M)
         ({"executedQty": "2", "avgPrice": "7", "cumQuote": "10"}, {"average": 1.0}, "2", "7"),
+        ({"executedQty": "2", "avgPrice": "0.5", "cumQuote": "10"}, {"average": 1.0}, "2", "0.5"),
         # avgPrice "0" (USD-M before a fill shows): the quote / filled fallback
         ({"executedQty": "2", "avgPrice": "0", "cumQuote": "10"}, {"average": 1.0}, "2", "5"),
         ({"executedQty": "2", "avgPrice": "", "cumQuote": "10"}, {}, "2", "5"),
