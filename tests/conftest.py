@@ -23,6 +23,7 @@ from waitress import wasyncore
 from waitress.server import create_server
 
 from ordergate.app import OrdergateApp, create_app
+from ordergate.brokers.ccxt import CcxtBroker
 from ordergate.config import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,6 +56,14 @@ SEED_ERRORS = [
 def raw_json(payload: dict[str, Any]) -> str:
     """The payload as a trader writes it: numbers stay literal (0.001, not 0.001000000000000000020816...)."""
     return json.dumps(payload)
+
+
+@pytest.fixture(autouse=True)
+def _no_broker_outlives_its_test() -> Iterator[None]:
+    """A ccxt broker a test built and left running would refresh its markets half a minute
+    later, inside whatever test runs then (and its recorded exchange)."""
+    yield
+    CcxtBroker.close_all()
 
 
 @pytest.fixture

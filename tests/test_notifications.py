@@ -169,7 +169,9 @@ def test_a_fill_and_a_rejection_reach_the_receiver(tmp_path: Path) -> None:
         ("ordergate: BINANCE filled", FILLED_LINE, "success"),
         ("ordergate: BINANCE rejected", BROKE_LINE, "warning"),
     ]
-    assert counts("sent") == sent + 2
+    # The counter is the process's: a request of an earlier test still finishing under load may
+    # add its own delivery. What reached this receiver is asserted exactly above.
+    assert counts("sent") >= sent + 2
 
 
 def test_urls_may_be_a_comma_separated_string_or_a_list(tmp_path: Path) -> None:

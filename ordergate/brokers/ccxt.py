@@ -18,11 +18,12 @@ import logging
 import re
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import ccxt
 from ccxt.base import errors as cx
@@ -365,6 +366,8 @@ class _Cached:
 class CcxtBroker:
     """An account at a ccxt exchange; see the module docstring for the guarantees."""
 
+    _running: ClassVar[weakref.WeakSet[CcxtBroker]] = weakref.WeakSet()  # started and not closed
+
     def __init__(
         self,
         name: str,
@@ -443,6 +446,7 @@ class CcxtBroker:
 
         One attempt each: a down exchange must not hold the service's startup.
         """
+        CcxtBroker._running.add(self)
         try:
             self.refresh_markets(attempts=1)
         except OrdergateError as exc:
@@ -461,6 +465,14 @@ class CcxtBroker:
 
     def close(self) -> None:
         self._stop.set()
+        CcxtBroker._running.discard(self)
+
+    @classmethod
+    def close_all(cls) -> None:
+        """Stop every broker's background refresh (at exit; in tests, after each test, so no
+        refresh of one fires into another's recorded exchange)."""
+        for broker in list(cls._running):
+            broker.close()
 
     @property
     def _prices_every(self) -> float | None:
