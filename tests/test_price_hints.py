@@ -29,7 +29,7 @@ from ordergate.pipeline.signal import Order, Signal
 from ordergate.pipeline.stage import Limits, RouteContext
 from ordergate.stages.balance import BalanceCheck
 from ordergate.stages.limits import EnvironmentLimits
-from ordergate.stages.notional import NotionalCheck, check_prices
+from ordergate.stages.notional import NotionalCheck, _with_hint, check_prices, percent
 from tests.brokers.fake_noren import FakeNoren, ServingNoren
 from tests.conftest import CONFIG_DIR, LiveServer, serving
 from tests.test_stages import build, crypto_broker, route_for
@@ -169,3 +169,32 @@ def test_a_flattrade_market_order_is_valued_at_its_protected_limit() -> None:
         sold, _ = check_prices(sell, "CIPLA", broker, Decimal(1))
     assert (bought.low, bought.high) == (last, Decimal("1507.5"))
     assert (sold.low, sold.high) == (Decimal("1492.5"), last)
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(Decimal("10.001"), "11"), (Decimal("10"), "10"), (Decimal("9.991"), "10"), (Decimal("1.234"), "1.24")],
+)
+def test_a_distance_is_shown_rounded_away_from_the_tolerance(value: Decimal, shown: str) -> None:
+    assert percent(value) == shown
+
+
+@pytest.mark.parametrize(
+    ("hint", "market", "prices", "note"),
+    [
+        ("0.5", "0.5", ("0.5", "0.5"), None),  # a price under 1 is a price
+        (
+            "0.505",
+            "0.5",
+            ("0.5", "0.5"),
+            "price hint 0.505 ignored: 1% away from the market price 0.5 (tolerance 0.9%)",
+        ),
+        ("0", "100", ("100", "100"), "price hint 0 ignored: not comparable with the market price 100 (tolerance 0.9%)"),
+        ("5", "0", ("0", "0"), "price hint 5 ignored: not comparable with the market price 0 (tolerance 0.9%)"),
+    ],
+)
+def test_a_hint_counts_only_against_a_real_market_price(
+    hint: str, market: str, prices: tuple[str, str], note: str | None
+) -> None:
+    checked, said = _with_hint(Decimal(hint), Decimal(market), Decimal("0.9"))
+    assert ((checked.low, checked.high), said) == ((Decimal(prices[0]), Decimal(prices[1])), note)
