@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from falcon import testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -198,3 +199,20 @@ def test_a_hint_counts_only_against_a_real_market_price(
 ) -> None:
     checked, said = _with_hint(Decimal(hint), Decimal(market), Decimal("0.9"))
     assert ((checked.low, checked.high), said) == ((Decimal(prices[0]), Decimal(prices[1])), note)
+
+
+def test_a_reduce_only_futures_order_is_exempt_from_the_markets_minimum(tmp_path: Path) -> None:
+    """Binance exempts reduce-only USD-M orders from its minimum notional (a small position can
+    always be closed); the route's own minimum (10 USDT) still holds."""
+    environ = {"ORDERGATE_DB": str(tmp_path / "j.db"), "BINANCE_MARKET_TYPE": "future"}
+    app = create_app(load_settings("development", CONFIG_DIR, environ=environ))
+    try:
+        client = testing.TestClient(app)
+        small = {"broker": "BINANCE", "symbol": "BTCUSDT", "side": "sell", "quantity": "0.001", "type": "MARKET"}
+        opening = client.simulate_post("/webhook", body=json.dumps(small)).json
+        closing = client.simulate_post("/webhook", body=json.dumps({**small, "reduceOnly": True})).json
+    finally:
+        app.journal.close()
+    assert (opening["error"], opening["stage"]) == ("Order size too small", "notional")
+    # past notional: refused only by the paper exchange, as Binance does, for want of a position
+    assert (closing["error"], closing["stage"]) == ("ReduceOnly Order is rejected.", "execute"), closing
