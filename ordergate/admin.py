@@ -13,10 +13,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import falcon
-import sqlalchemy as sa
 
 from ordergate.metrics import CONTENT_TYPE, Metrics
-from ordergate.pipeline.errors import Rejection
+from ordergate.pipeline.errors import JournalUnavailable, Rejection
 from ordergate.pipeline.journal import Entry, Journal
 from ordergate.pipeline.money import dumps
 from ordergate.pipeline.registry import Service
@@ -126,10 +125,12 @@ class MetricsResource:
 class ReadyResource:
     """``GET /readyz``: 200 when signals can be served, else 503 naming what is not ready.
 
-    Required: the configuration (loaded, or this app would not exist), the journal (a query
-    answers) and every routed broker's markets. Broker logins and keys are reported but do
-    not fail readiness: FlatTrade's daily login expires at 05:00 IST and must not make a
-    redeploy fail its healthcheck before the morning's login (which needs the service up).
+    Required: the configuration (loaded, or this app would not exist), the journal (its SQLite
+    file is still the one opened, and a one-row write commits: a deleted file, a full disk or a
+    read-only database make it 503, naming why) and every routed broker's markets. Broker
+    logins and keys are reported but do not fail readiness: FlatTrade's daily login expires at
+    05:00 IST and must not make a redeploy fail its healthcheck before the morning's login
+    (which needs the service up).
     """
 
     def __init__(self, service: Service, journal: Journal) -> None:
@@ -141,12 +142,11 @@ class ReadyResource:
         problems: list[str] = []
         warnings: list[str] = []
         try:
-            with self.journal.engine.connect() as conn:
-                conn.execute(sa.text("SELECT 1"))
+            self.journal.probe()  # the file is the one opened, and a write commits
             checks["journal"] = "ok"
-        except sa.exc.SQLAlchemyError as exc:
-            checks["journal"] = f"unreachable ({type(exc).__name__})"
-            problems.append(f"journal: {checks['journal']}")
+        except JournalUnavailable as exc:
+            checks["journal"] = exc.reason
+            problems.append(f"journal: {exc.reason}")
         routed = {runner.route.broker.name: runner.route.name for runner in self.service.runners.values()}
         for name, route in routed.items():
             broker = self.service.brokers[name]

@@ -22,7 +22,7 @@ from ordergate.brokers.base import Broker
 from ordergate.config import Settings, load_settings
 from ordergate.logs import signal_context
 from ordergate.metrics import Metrics
-from ordergate.pipeline.errors import BrokerError, Rejection
+from ordergate.pipeline.errors import BrokerError, JournalUnavailable, Rejection
 from ordergate.pipeline.journal import UNKNOWN, Entry, Journal, database_url
 from ordergate.pipeline.money import MAX_DIGITS, dumps, too_long
 from ordergate.pipeline.recovery import reconcile
@@ -196,8 +196,12 @@ class WebhookResource:
         for _ in range(3):  # a copy that waited for a retryable outcome tries to run it again
             try:
                 holder = self.journal.claim(signal_id, route, payload_kept, key, received)
+            except JournalUnavailable as exc:
+                # Nothing was placed and nothing recorded: 503, so TradingView's retry is safe. The
+                # journal logged the failure once; each refused signal gets one short line.
+                log.warning("Signal %s refused before any stage: journal unavailable (%s)", signal_id, exc.reason)
+                raise falcon.HTTPServiceUnavailable(description=exc.message) from None
             except SQLAlchemyError:
-                # Nothing was placed and nothing recorded: 503, so TradingView's retry is safe.
                 log.exception("Journal unavailable: signal %s refused before any stage", signal_id)
                 raise falcon.HTTPServiceUnavailable(description="Journal unavailable: try again shortly") from None
             if holder is None:

@@ -8,6 +8,7 @@
     ├── ConfigError            fix the YAML: raised at startup only, names the file and key path
     └── BrokerError            the broker failed us, not the signal
         ├── BrokerUnavailable  transient; no order can exist yet, so the sender may retry (503)
+        │   └── JournalUnavailable  the journal cannot be written (file gone, disk full, read-only)
         ├── BrokerAuthError    fix the keys (422, never retried)
         └── OrderOutcomeUnknown  an order may exist: look it up by client order id, never re-send
 
@@ -100,3 +101,13 @@ class OrderOutcomeUnknown(BrokerError):
         self, message: str = "Order status unknown: it is being checked with the broker", *, broker: str | None = None
     ) -> None:
         super().__init__(message, broker=broker)
+
+
+class JournalUnavailable(BrokerUnavailable):
+    """The journal cannot be written: its SQLite file was deleted or replaced while serving, the
+    disk is full, the database is read-only or unreachable. Raised before anything is sent, so
+    nothing was placed: a 503, and the sender may retry. ``reason`` says what, for ``/readyz``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"Journal unavailable: {reason}; nothing was placed, try again shortly")
+        self.reason = reason

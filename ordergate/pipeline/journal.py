@@ -15,6 +15,12 @@ An outcome is *final*, *retryable* or *pending* (DESIGN.md, "Final or retryable"
 * pending: in flight (``received``, ``placing``) or ``unknown`` (sent, result not known yet):
   a repeat waits briefly, then answers 202 and places nothing; the reconciler settles it;
 * final: everything else (an order at the broker, a 4xx refusal): a repeat answers it.
+
+A journal that cannot be written refuses the signal before anything is sent
+(:class:`~ordergate.pipeline.errors.JournalUnavailable`, a 503): a write that failed (disk
+full, read-only, unreachable), or a SQLite file deleted or replaced while serving. SQLite keeps
+writing into a deleted file's inode without an error, so each claim first compares the path's
+identity (device, inode) with the one opened: one ``os.stat``, a few microseconds.
 """
 
 from __future__ import annotations
@@ -22,18 +28,21 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from ordergate.pipeline.errors import JournalUnavailable
 from ordergate.pipeline.money import dumps
 
 metadata = sa.MetaData()
@@ -64,6 +73,14 @@ sessions = sa.Table(
     sa.Column("token", sa.Text, nullable=False),
     sa.Column("obtained_at", sa.Float, nullable=False),
     sa.Column("expires_at", sa.Float, nullable=False),
+)
+
+# One row, rewritten by each /readyz: the probe that the journal can still be written.
+health = sa.Table(
+    "journal_health",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("checked_at", sa.Float, nullable=False),
 )
 
 log = logging.getLogger("ordergate")
@@ -150,9 +167,67 @@ class Journal:
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         metadata.create_all(self.engine)
+        self._failure: tuple[float, str] | None = None  # the last write's failure, until one succeeds
+        self._failure_guard = threading.Lock()
+        database = self.engine.url.database if self.engine.dialect.name == "sqlite" else None
+        self.file = database if database and database != ":memory:" and not database.startswith("file:") else None
+        self._opened = os.path.abspath(self.file) if self.file else ""  # as SQLite opened it, whatever the cwd
+        self._identity = _identity(self._opened) if self.file else None
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def check(self) -> None:
+        """Raise :class:`JournalUnavailable` when the SQLite file is not the one opened any more.
+
+        Deleted, its writes would go to an inode no one can read and a restart would forget
+        every id; replaced (a restore, another volume), they would go to the wrong file.
+        """
+        if self.file is None:
+            return
+        try:
+            now = _identity(self._opened)
+        except OSError:
+            now = None
+        if now != self._identity:
+            what = "deleted" if now is None else "replaced"
+            self._failed(f"its file {self.file} was {what} while serving (restart to open it again)")
+
+    def _failed(self, reason: str, cause: BaseException | None = None) -> NoReturn:
+        with self._failure_guard:
+            before, self._failure = self._failure, (time.time(), reason)
+        if before is None or before[1] != reason:  # one ERROR line per change, not one per signal
+            log.error("Journal unavailable: %s; signals answer 503 and place nothing until it is fixed", reason)
+        raise JournalUnavailable(reason) from cause
+
+    def _succeeded(self) -> None:
+        if self._failure is None:
+            return
+        with self._failure_guard:
+            before, self._failure = self._failure, None
+        if before is not None:
+            log.warning("Journal writable again (it failed %.0f s ago: %s)", time.time() - before[0], before[1])
+
+    @contextmanager
+    def _writing(self, *, claiming: bool = False) -> Iterator[sa.Connection]:
+        """A write transaction, after the identity check; a failure is remembered for /readyz and
+        raised as :class:`JournalUnavailable`, except a claim's taken key (an IntegrityError)."""
+        self.check()
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except sa.exc.SQLAlchemyError as exc:
+            if claiming and isinstance(exc, IntegrityError):
+                raise
+            self._failed(f"a write failed: {_describe(exc)}", exc)
+        self._succeeded()
+
+    def probe(self) -> None:
+        """Write the health row, as a signal would (for /readyz); raise JournalUnavailable if it fails."""
+        with self._writing() as conn:
+            now = time.time()
+            if conn.execute(health.update().where(health.c.id == 1).values(checked_at=now)).rowcount == 0:
+                conn.execute(health.insert().values(id=1, checked_at=now))
 
     def save_session(self, broker: str, session: Session) -> None:
         """Store ``broker``'s login, replacing the one before."""
@@ -218,13 +293,13 @@ class Journal:
             "status": IN_FLIGHT,
         }
         if key is None:
-            with self.engine.begin() as conn:
+            with self._writing() as conn:
                 conn.execute(signals.insert().values(**row))
             return None
         holder: Entry | None = None
         for _ in range(5):
             try:
-                with self.engine.begin() as conn:
+                with self._writing(claiming=True) as conn:
                     conn.execute(signals.insert().values(**row))
                 return None
             except IntegrityError:
@@ -242,7 +317,7 @@ class Journal:
         """Move ``holder``'s key to a new row, if ``holder`` still has it and is still retryable."""
         key = row["idempotency_key"]
         released = f"{key[:250]}#retried-by:{row['id']}"  # unique, and the history keeps the link
-        with self.engine.begin() as conn:
+        with self._writing(claiming=True) as conn:
             moved = conn.execute(
                 signals.update()
                 .where(
@@ -262,8 +337,9 @@ class Journal:
         """Mark that the signal's order is about to be sent: from now on it may exist at the broker.
 
         A crash before this mark left no order; after it, recovery must look the order up.
+        Raises :class:`JournalUnavailable` when it cannot be written: then nothing is sent.
         """
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(
                 signals.update()
                 .where(signals.c.id == signal_id, signals.c.status == IN_FLIGHT)
@@ -297,14 +373,14 @@ class Journal:
         query = signals.update().where(signals.c.id == signal_id)
         if expected_status is not None:
             query = query.where(signals.c.status == expected_status)
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             changed = conn.execute(query.values(**values)).rowcount
         return bool(changed)
 
     def record(self, signal_id: str, route: str, status: str, http_status: int, response: Mapping[str, Any]) -> None:
         """One finished row in one transaction, without a payload (e.g. an unauthorized request)."""
         now = time.time()
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(
                 signals.insert().values(
                     id=signal_id,
@@ -372,6 +448,23 @@ class Journal:
             rows = conn.execute(query).all()
         for row in rows:
             yield Entry.of(row)
+
+
+def _identity(path: str) -> tuple[int, int]:
+    stat = os.stat(path)
+    return stat.st_dev, stat.st_ino
+
+
+def _describe(exc: sa.exc.SQLAlchemyError) -> str:
+    """The database's own short words for a failure (no URL, host or credentials in them)."""
+    orig = getattr(exc, "orig", None)
+    if isinstance(orig, sqlite3.Error):
+        return str(orig)  # SQLite's fixed texts: "database or disk is full", "disk I/O error", ...
+    diag = getattr(orig, "diag", None)
+    primary = getattr(diag, "message_primary", None)  # PostgreSQL: "permission denied for table signals"
+    if primary and getattr(orig, "sqlstate", None):
+        return str(primary)
+    return f"cannot reach the database ({type(orig or exc).__name__})"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, record: Any) -> None:

@@ -211,7 +211,8 @@ class Runner:
         """Run the chain on ``signal``; every outcome, faults included, reaches the observers.
 
         ``placing`` is called just before ``execute`` (the journal marks that the order may exist
-        from then on); if it fails, nothing is sent and the outcome is a retryable error.
+        from then on); if it fails, nothing is sent and the outcome is a retryable error: its
+        own 503 when it raises a BrokerError (the journal's JournalUnavailable), else a 500.
         """
         refusal = self._refusal(signal)
         if isinstance(refusal, Rejection):
@@ -233,6 +234,11 @@ class Runner:
             if index == self.execute_at and placing is not None:
                 try:
                     placing(signal)
+                except BrokerError as error:  # the journal cannot be written (503): nothing was sent
+                    trace.append(Step(name, "error", (clock() - started) // 1000))
+                    log.error("Signal %s not placed: %s", signal.id, error.message)
+                    outcome = Outcome(signal, self.route, "error", tuple(trace), error=error)
+                    break
                 except Exception as exc:  # nothing was sent: a 5xx, so a repeat may run again
                     trace.append(Step(name, "error", (clock() - started) // 1000))
                     log.exception("Could not record that signal %s is being placed; nothing was sent", signal.id)
