@@ -199,6 +199,12 @@ SCHEMA: dict[str, Any] = {
             "admin_token": {"type": "string", "nullable": True, "default": None},
             "allow_ips": {"type": "list", "schema": {"type": "string"}, "default": []},
             "trusted_proxies": {"type": "list", "schema": {"type": "string"}, "default": []},
+            # the header in which trusted_proxies name the client (only theirs is believed)
+            "client_address_header": {
+                "type": "string",
+                "allowed": ["x-forwarded-for", "forwarded", "x-real-ip"],
+                "default": "x-forwarded-for",
+            },
         },
     },
     "live_trading": {"type": "boolean", "default": False},

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from ordergate.app import create_app
+from ordergate.auth import TRADINGVIEW_IPS
 from ordergate.config import Settings
 from tests.conftest import SEED_ORDERS, LiveServer, serving
 
@@ -269,3 +270,56 @@ def test_a_body_that_trickles_is_closed_at_the_deadline_and_never_reaches_the_ap
         assert closed, "the connection was still open 4 s after a 1 s deadline"
         assert 1 <= took < 2.5
         assert list(server.app.journal.entries()) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. The allowlist behind a proxy
+
+
+def allowlisted(settings: Settings, trusted: list[str], header: str = "x-forwarded-for") -> Settings:
+    settings.data["auth"].update(allow_ips=[TRADINGVIEW_IPS[0]], trusted_proxies=trusted, client_address_header=header)
+    return settings
+
+
+@pytest.mark.parametrize(
+    ("trusted", "header", "value", "status"),
+    [
+        (["127.0.0.1"], "X-Forwarded-For", TRADINGVIEW_IPS[0], 200),
+        (["127.0.0.1"], "X-Forwarded-For", "1.2.3.4", 401),
+        ([], "X-Forwarded-For", TRADINGVIEW_IPS[0], 401),  # an untrusted sender names itself
+        (["127.0.0.1"], "X-Forwarded-For", f"1.2.3.4, {TRADINGVIEW_IPS[0]}", 200),  # nearest hop decides
+        (["127.0.0.1"], "X-Forwarded-For", f"{TRADINGVIEW_IPS[0]}, 1.2.3.4", 401),  # a forged first hop
+        (["127.0.0.0/8", "10.0.0.0/8"], "X-Forwarded-For", f"{TRADINGVIEW_IPS[0]}, 10.1.2.3", 200),
+    ],
+    ids=["via-proxy", "not-tradingview", "untrusted-proxy", "two-hops", "forged-hop", "proxy-networks"],
+)
+def test_forwarded_addresses_reach_the_allowlist_from_trusted_proxies_only(
+    settings: Settings, trusted: list[str], header: str, value: str, status: int
+) -> None:
+    with started(allowlisted(settings, trusted)) as server:
+        got, body = server.request("POST", "/webhook", signal(f"fwd-{value}"), {header: value})
+    assert got == status, body
+
+
+@pytest.mark.parametrize(
+    ("header", "value", "status"),
+    [
+        ("forwarded", f'for="{TRADINGVIEW_IPS[0]}:4711";proto=https', 200),
+        ("forwarded", f"for=1.2.3.4, for={TRADINGVIEW_IPS[0]}", 200),
+        ("forwarded", f"for={TRADINGVIEW_IPS[0]}, for=1.2.3.4", 401),
+        ("forwarded", "for=unknown", 401),
+        ("x-real-ip", TRADINGVIEW_IPS[0], 200),
+        ("x-real-ip", "1.2.3.4", 401),
+    ],
+)
+def test_the_other_forwarding_headers(settings: Settings, header: str, value: str, status: int) -> None:
+    with started(allowlisted(settings, ["127.0.0.1"], header)) as server:
+        got, body = server.request("POST", "/webhook", signal(f"{header}-{value}"), {header: value})
+    assert got == status, body
+
+
+def test_only_the_configured_header_is_believed(settings: Settings) -> None:
+    """A proxy that writes X-Forwarded-For passes a client's own Forwarded header through."""
+    with started(allowlisted(settings, ["127.0.0.1"])) as server:
+        got, _ = server.request("POST", "/webhook", signal("wrong-header"), {"Forwarded": f"for={TRADINGVIEW_IPS[0]}"})
+    assert got == 401
