@@ -6,6 +6,7 @@ and the tests both use it), from the ``server:`` settings:
 * a body over ``max_body_bytes`` is refused 413 as soon as its headers declare it (a chunked
   one as soon as it grows past it), before a byte of it is buffered: waitress's
   ``max_request_body_size``, checked on the declared ``Content-Length``;
+* request headers over 16 KB are refused 431 (waitress's default is 256 KB, held in memory);
 * a request (headers and body) must arrive whole within ``request_deadline_s`` of its first
   byte (of the connection, for its first request); a connection that drips it is closed.
   waitress's own ``channel_timeout`` counts from the last byte received, so a client that
@@ -63,6 +64,9 @@ def drain_seconds(environ: dict[str, str] | None = None) -> float:
 
 # How often the server looks for requests past their deadline (seconds).
 SWEEP_EVERY_S = 0.25
+# Request line and headers: over this, 431 (waitress's default, 256 KB, held in memory per
+# connection, would let 1000 connections pin 256 MB). Railway's edge forwards at most 16 KB.
+MAX_HEADER_BYTES = 16384
 # Descriptors the process needs besides its connections: journal, logs, broker sessions, threads.
 SPARE_FILES = 64
 
@@ -244,6 +248,7 @@ def build_server(app: Any, host: str, port: int, threads: int, limits: EdgeLimit
         ident="ordergate",
         # waitress refuses a declared length >= this, before reading the body
         max_request_body_size=limits.max_body_bytes + 1,
+        max_request_header_size=MAX_HEADER_BYTES,
         connection_limit=connection_limit,
         asyncore_use_poll=True,
         clear_untrusted_proxy_headers=False,  # auth.Gate judges them against auth.trusted_proxies

@@ -160,6 +160,15 @@ def test_a_chunked_body_is_refused_once_it_grows_past_the_limit(settings: Settin
         assert time.monotonic() - began < ANSWER_WITHIN_S
 
 
+def test_headers_over_16_kb_are_refused(settings: Settings) -> None:
+    with started(settings) as server, socket.create_connection((server.host, server.port), timeout=5) as sock:
+        with suppress(OSError):  # the server may already have answered and closed
+            sock.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\n" + b"X-Pad: " + b"x" * 20_000 + b"\r\n")
+        status, body = read_answer(sock, ANSWER_WITHIN_S)
+    assert (status, body["success"]) == (431, False)
+    assert body["error"].startswith("Request Header Fields Too Large")
+
+
 def test_a_body_of_exactly_the_limit_still_passes(settings: Settings) -> None:
     limit = settings.data["server"]["max_body_bytes"]
     payload = signal("exact-limit")
