@@ -163,9 +163,9 @@ class WebhookResource:
 
     def _handle(self, req: falcon.Request, resp: falcon.Response, signal_id: str, secret: str | None) -> None:
         received = time.time()
-        client = self.gate.client_address(req.remote_addr, req.get_header("X-Forwarded-For"))
+        client = self.gate.client_address(req.remote_addr, req.get_header(self.gate.header))
         if not self.gate.address_ok(client) or (secret is not None and not self.gate.secret_ok({}, secret)):
-            self._unauthorized(signal_id, client)
+            self._unauthorized(signal_id, client, req.remote_addr)
         if req.content_length is not None and req.content_length > self.max_body:
             raise falcon.HTTPContentTooLarge(description=f"Body over {self.max_body} bytes")
         raw = req.bounded_stream.read(self.max_body + 1)
@@ -224,9 +224,11 @@ class WebhookResource:
     def _placing(self, signal: Signal) -> None:
         self.journal.placing(signal.id, signal.require_order().client_order_id)
 
-    def _unauthorized(self, signal_id: str, client: str | None) -> NoReturn:
+    def _unauthorized(self, signal_id: str, client: str | None, peer: str | None = None) -> NoReturn:
         """401, journaled without the payload (it may hold a guessed secret)."""
-        log.warning("Unauthorized signal from %s", client or "unknown address")
+        # the connection's own address too: behind a proxy, what auth.trusted_proxies must hold
+        via = f" (connection from {peer})" if peer and peer != client else ""
+        log.warning("Unauthorized signal from %s%s", client or "unknown address", via)
         body = {"success": False, "error": "Unauthorized", "signalId": signal_id}
         self.metrics.count("?", "unauthorized")
         self.journal.record(signal_id, "?", "unauthorized", 401, body)
@@ -410,7 +412,7 @@ def create_app(
     app.req_options.strip_url_path_trailing_slash = True
     wait = float(settings.data["journal"]["duplicate_wait_s"])
     auth = settings.data["auth"]
-    gate = Gate(auth["secret"], auth["allow_ips"], auth["trusted_proxies"])
+    gate = Gate(auth["secret"], auth["allow_ips"], auth["trusted_proxies"], auth["client_address_header"])
     if not gate.enabled:
         log.warning("WEBHOOK_SECRET is not set: anyone who finds this URL can send signals")
     metrics = app.metrics

@@ -2,8 +2,11 @@
 
 TradingView cannot set headers, so the secret travels in the payload's ``passphrase`` field or
 in the URL path (``/webhook/<secret>``); either is compared in constant time. The source
-address allowlist honours ``X-Forwarded-For`` only when the connection comes from a
-configured trusted proxy (on Railway, its edge), taking the nearest address not trusted.
+address allowlist honours a forwarding header (``X-Forwarded-For`` by default, or RFC 7239's
+``Forwarded``, or ``X-Real-IP``: one, the one the proxy writes) only when the connection comes
+from a configured trusted proxy (on Railway, its edge), taking the nearest address not trusted.
+Only one header is read: a proxy that maintains one of them passes the others through as the
+client sent them, so believing a second one would let the client choose its address.
 """
 
 from __future__ import annotations
@@ -26,10 +29,17 @@ def _networks(entries: Iterable[str]) -> tuple[Network, ...]:
 class Gate:
     """Decides whether a request may send a signal."""
 
-    def __init__(self, secret: str | None, allow_ips: Iterable[str] = (), trusted_proxies: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        secret: str | None,
+        allow_ips: Iterable[str] = (),
+        trusted_proxies: Iterable[str] = (),
+        header: str = "x-forwarded-for",
+    ) -> None:
         self._secret = (secret or "").encode()
         self.allow = _networks(allow_ips)
         self.proxies = _networks(trusted_proxies)
+        self.header = header  # the forwarding header trusted proxies write
 
     @property
     def enabled(self) -> bool:
@@ -43,11 +53,13 @@ class Gate:
             return False
         return hmac.compare_digest(given.encode(), self._secret)
 
-    def client_address(self, remote: str | None, forwarded_for: str | None) -> str | None:
-        """The sender's address: behind a trusted proxy, the nearest untrusted X-Forwarded-For hop."""
-        if remote is None or not forwarded_for or not self._trusted(remote):
+    def client_address(self, remote: str | None, forwarded: str | None) -> str | None:
+        """The sender's address: behind a trusted proxy, the nearest untrusted hop of ``forwarded``
+        (the value of :attr:`header`); a hop that is not an address (``unknown``, an obfuscated
+        name) is not trusted either, and is refused by :meth:`address_ok`."""
+        if remote is None or not forwarded or not self._trusted(remote):
             return remote
-        for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
+        for hop in reversed(hops(self.header, forwarded)):
             if not self._trusted(hop):
                 return hop
         return remote
@@ -67,3 +79,29 @@ class Gate:
         except ValueError:
             return False
         return any(ip in net for net in self.proxies)
+
+
+def hops(header: str, value: str) -> list[str]:
+    """The addresses a forwarding header lists, the client first, the nearest proxy's peer last."""
+    if header == "x-real-ip":
+        return [value.strip()]
+    if header != "forwarded":
+        return [h.strip() for h in value.split(",") if h.strip()]
+    found = []
+    for element in value.split(","):  # RFC 7239: for=192.0.2.60;proto=https, for="[2001:db8::1]:4711"
+        node = "unknown"
+        for pair in element.split(";"):
+            name, _, given = pair.partition("=")
+            if name.strip().lower() == "for":
+                node = _node_address(given.strip().strip('"'))
+        found.append(node)
+    return found
+
+
+def _node_address(node: str) -> str:
+    """``192.0.2.43:47011`` -> ``192.0.2.43``; ``[2001:db8::1]:4711`` -> ``2001:db8::1``."""
+    if node.startswith("["):
+        return node[1:].partition("]")[0]
+    if node.count(":") == 1:
+        return node.partition(":")[0]
+    return node

@@ -38,7 +38,7 @@ def _check(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from ordergate.app import create_app
     from ordergate.logs import configure_logging
-    from ordergate.server import GracefulServer, drain_seconds
+    from ordergate.server import EdgeLimits, GracefulServer, drain_seconds
 
     configure_logging(os.environ.get("LOG_LEVEL", "INFO"), os.environ.get("LOG_FORMAT", "text"))
     settings = load_settings(args.env, args.config_dir)
@@ -47,7 +47,7 @@ def _serve(args: argparse.Namespace) -> int:
     server_cfg = settings.data["server"]
     host = args.host or server_cfg["host"]
     port = args.port if args.port is not None else server_cfg["port"]
-    server = GracefulServer(app, host, port, server_cfg["threads"])
+    server = GracefulServer(app, host, port, server_cfg["threads"], EdgeLimits.from_settings(server_cfg))
     server.install_signal_handlers()
     routes = ", ".join(app.service.runners)
     log.info(

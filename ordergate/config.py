@@ -183,6 +183,10 @@ SCHEMA: dict[str, Any] = {
             "port": {"type": "integer", "min": 1, "max": 65535, "default": 8080},
             "threads": {"type": "integer", "min": 1, "max": 256, "default": 8},
             "max_body_bytes": {"type": "integer", "min": 256, "max": 10_485_760, "default": 16384},
+            # a request must arrive whole (headers and body) this long after its first byte
+            "request_deadline_s": {"type": "decimal", "min": 0.5, "max": 300, "default": 10},
+            # open connections; at the limit the slowest unfinished ones are closed for new ones
+            "connection_limit": {"type": "integer", "min": 10, "max": 100_000, "default": 1000},
         },
     },
     "auth": {
@@ -195,6 +199,12 @@ SCHEMA: dict[str, Any] = {
             "admin_token": {"type": "string", "nullable": True, "default": None},
             "allow_ips": {"type": "list", "schema": {"type": "string"}, "default": []},
             "trusted_proxies": {"type": "list", "schema": {"type": "string"}, "default": []},
+            # the header in which trusted_proxies name the client (only theirs is believed)
+            "client_address_header": {
+                "type": "string",
+                "allowed": ["x-forwarded-for", "forwarded", "x-real-ip"],
+                "default": "x-forwarded-for",
+            },
         },
     },
     "live_trading": {"type": "boolean", "default": False},

@@ -19,12 +19,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from falcon import testing
-from waitress import wasyncore
-from waitress.server import create_server
 
 from ordergate.app import OrdergateApp, create_app
 from ordergate.brokers.ccxt import CcxtBroker
 from ordergate.config import Settings, load_settings
+from ordergate.server import EdgeLimits, build_server
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "config"
@@ -109,28 +108,30 @@ class LiveServer:
 
 @contextmanager
 def serving(app: OrdergateApp, threads: int = 4) -> Iterator[LiveServer]:
-    """Serve ``app`` with waitress on a free loopback port until the block ends.
+    """Serve ``app`` on a free loopback port until the block ends, with the server ``ordergate
+    serve`` builds (:func:`ordergate.server.build_server`) from the app's ``server:`` settings.
 
     The loop runs in short slices and the server is closed from its own thread: closing it
     from another thread races the loop's select() on the closed descriptors.
     """
-    server = create_server(app, host="127.0.0.1", port=0, threads=threads)
+    limits = EdgeLimits.from_settings(app.service.settings.data["server"])
+    server = build_server(app, "127.0.0.1", 0, threads, limits)
     stop = threading.Event()
 
     def run() -> None:
         try:
             while not stop.is_set():
-                wasyncore.loop(timeout=0.05, map=server._map, count=1)  # type: ignore[union-attr]
+                server.poll(0.05)
         finally:
             server.close()
-            for channel in list(server._map.values()):  # type: ignore[union-attr]
+            for channel in list(server._map.values()):
                 channel.close()
-            server.task_dispatcher.shutdown()  # type: ignore[union-attr]
+            server.task_dispatcher.shutdown()
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     try:
-        yield LiveServer("127.0.0.1", server.effective_port, app)  # type: ignore[union-attr]
+        yield LiveServer("127.0.0.1", int(server.effective_port), app)
     finally:
         stop.set()
         thread.join(timeout=5)
