@@ -21,6 +21,7 @@ import cerberus
 import yaml
 
 from ordergate.pipeline.errors import ConfigError
+from ordergate.redact import register_settings
 
 ENV_VAR = "ORDERGATE_ENV"
 DEFAULT_ENV = "development"
@@ -355,6 +356,8 @@ def load_settings(
         resolved = interpolate(raw, environ, file=str(file))
         _record_origins(resolved, file, origins)
         merged = merge(merged, resolved)
+    # first: from here on no log line or error body can show them, validation's own included
+    register_settings(merged if isinstance(merged, dict) else {}, environ)
 
     settings = Settings(environment, base_dir.resolve(), {}, (base_file, env_file), origins)
     validator = Validator(SCHEMA)
