@@ -250,6 +250,8 @@ SCHEMA: dict[str, Any] = {
                 "label": {"type": "string"},
                 "aliases": {"type": "list", "schema": {"type": "string"}, "default": []},
                 "max_age_s": {"type": "integer", "min": 1, "nullable": True, "default": None},
+                # with max_age_s: a "time" more than this ahead of the server's clock is refused
+                "max_future_s": {"type": "integer", "min": 0, "max": 3600, "default": 5},
                 "dedupe_window_s": {"type": "integer", "min": 1, "max": 86400, "nullable": True, "default": None},
                 # equities: CNC (delivery), MIS (intraday) or NRML; a signal's "product" wins
                 "product": {"type": "string", "allowed": ["CNC", "MIS", "NRML"], "nullable": True, "default": None},
