@@ -92,7 +92,17 @@ class RedactingHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def handleError(self, record: logging.LogRecord) -> None:
         try:
             exc = sys.exc_info()[1]
-            self.stream.write(redact(f"Logging error in a {record.levelname} line of {record.name}: {exc!r}") + "\n")
+            report = logging.makeLogRecord(
+                {
+                    "name": record.name,
+                    "levelno": logging.ERROR,
+                    "levelname": "ERROR",
+                    "msg": f"Logging error in a {record.levelname} line of {record.name}: {exc!r}",
+                    "signal_id": getattr(record, "signal_id", None),
+                }
+            )
+            self.stream.write(self.format(report) + self.terminator)  # in this handler's format, redacted
+            self.flush()
         except Exception:  # noqa: S110 - nowhere left to report it
             pass
 

@@ -140,6 +140,7 @@ logging.getLogger("falcon").error("Unhandled error processing POST %s", path)
 logging.getLogger("apprise").warning("Failed to send to json://og:%s@127.0.0.1:1/", secret)
 logging.getLogger("urllib3.connectionpool").warning("Retrying after failure: POST %s", path)
 logging.getLogger("ordergate").info("passphrase given: %r", {"passphrase": "wrong-but-secret"})
+logging.getLogger("ordergate").warning("a line that cannot be formatted: %d", secret)  # logging's own error report
 
 
 def work():
@@ -177,6 +178,7 @@ def test_every_logger_and_uncaught_exceptions_go_through_redaction(log_format: s
         f"json://og:{REDACTED}@127.0.0.1:1/",
         f"Retrying after failure: POST /webhook/{REDACTED}",
         f"'passphrase': '{REDACTED}'",
+        "Logging error in a WARNING line of ordergate: TypeError",
         "Uncaught exception in thread worker",
         "Uncaught exception in the main thread",
         f"RuntimeError: at exit: /webhook/{REDACTED}",
