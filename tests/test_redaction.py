@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -14,7 +15,7 @@ import pytest
 from ordergate.config import load_settings
 from ordergate.redact import REDACTED, redact, register
 from tests.conftest import CONFIG_DIR, ROOT, SEED_ORDERS
-from tests.test_cli_serve import free_port, start_serve
+from tests.test_cli_serve import _OWN_VARIABLES, free_port, start_serve, wait_healthy
 
 SECRETS = {
     "WEBHOOK_SECRET": "whsec-Zr8vN3qLw0TyP5",
@@ -84,12 +85,38 @@ def _post(port: int, path: str, body: bytes | str, headers: dict[str, str] | Non
         conn.close()
 
 
-@pytest.mark.parametrize("log_format", ["text", "json"])
-def test_the_served_process_writes_no_secret_whatever_the_error(tmp_path: Path, log_format: str) -> None:
+def start_waitress_serve(port: int, **environ: str) -> subprocess.Popen[str]:
+    """The Procfile's ``waitress-serve --call ordergate.app:get_app``, once it answers /healthz."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_OWN_VARIABLES)}
+    env.update(environ, ORDERGATE_CONFIG_DIR=str(CONFIG_DIR))
+    command = [str(Path(sys.executable).with_name("waitress-serve")), f"--listen=127.0.0.1:{port}", "--threads=4"]
+    process = subprocess.Popen(
+        [*command, "--call", "ordergate.app:get_app"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_healthy(port, process)
+    except BaseException:
+        process.kill()
+        process.communicate()
+        raise
+    return process
+
+
+@pytest.mark.parametrize(
+    ("command", "log_format"),
+    [("ordergate serve", "text"), ("ordergate serve", "json"), ("waitress-serve", "text")],
+)
+def test_the_served_process_writes_no_secret_whatever_the_error(tmp_path: Path, command: str, log_format: str) -> None:
     """Hostile requests to the real server: its log (stderr) and its answers hold no secret value."""
     secret, token = SECRETS["WEBHOOK_SECRET"], SECRETS["ADMIN_TOKEN"]
     port = free_port()
-    process = start_serve(port, LOG_FORMAT=log_format, ORDERGATE_DB=str(tmp_path / "j.db"), **SECRETS)
+    start = start_serve if command == "ordergate serve" else start_waitress_serve
+    process = start(port, LOG_FORMAT=log_format, ORDERGATE_DB=str(tmp_path / "j.db"), **SECRETS)
     answers: dict[str, tuple[int, str]] = {}
     try:
         # A broker name no journal can store: the 500 that logged "POST /webhook/<secret>".
