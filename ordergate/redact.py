@@ -44,7 +44,8 @@ _QUOTED_FIELD = re.compile(
 )
 _ASSIGNED = re.compile(rf"(?P<key>\b(?:{_FIELD})=)[^\s&\"',;)}}\]]+", re.IGNORECASE)
 _HEADER = re.compile(r"(?P<key>\b(?:x-mbx-apikey|authorization)\s*:\s*)[^\r\n\"',}]+", re.IGNORECASE)
-_BEARER = re.compile(r"(?P<key>\b(?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]{6,}", re.IGNORECASE)
+# (not "Basic": an English word; "Authorization: Basic ..." is the header pattern's)
+_BEARER = re.compile(r"(?P<key>\bbearer\s+)[A-Za-z0-9._~+/=-]{6,}", re.IGNORECASE)
 _USERINFO = re.compile(r"(?P<key>\b[a-z][a-z0-9+.-]*://[^/\s:@\"']*:)[^/\s@\"']+(?=@)", re.IGNORECASE)
 # Cheap substring tests first (a regex alternation scans a 1 KB text in ~100 µs): each
 # pattern runs only on a text that has its words.
@@ -88,7 +89,7 @@ class Secrets:
                 text = _ASSIGNED.sub(_kept_key, text)
         if "x-mbx-apikey" in low or "authorization" in low:
             text = _HEADER.sub(_kept_key, text)
-        if "bearer" in low or "basic" in low:
+        if "bearer" in low:
             text = _BEARER.sub(_kept_key, text)
         if "://" in text and "@" in text:
             text = _USERINFO.sub(_kept_key, text)

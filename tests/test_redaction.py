@@ -42,6 +42,8 @@ SECRETS = {
         ("could not connect to postgresql://og:hunter22@db:5432/og", "hunter22", "postgresql://og:[redacted]@db"),
         ("Missing token: set FLATTRADE_TOKEN", None, "Missing token: set FLATTRADE_TOKEN"),
         ("route BINANCE → paper_binance (paper): paper", None, "route BINANCE → paper_binance (paper): paper"),
+        ("Authorization: Basic b2c6aHVudGVyMg==", "b2c6aHVudGVyMg", "Authorization: [redacted]"),
+        ("basic checks passed; secrets: none", None, "basic checks passed; secrets: none"),
     ],
 )
 def test_redact_replaces_each_kind_of_secret_and_nothing_else(text: str, secret: str | None, kept: str) -> None:
