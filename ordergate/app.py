@@ -29,6 +29,7 @@ from ordergate.pipeline.recovery import reconcile
 from ordergate.pipeline.registry import Service, build_service, route_summary
 from ordergate.pipeline.runner import Outcome, Runner
 from ordergate.pipeline.signal import Signal
+from ordergate.redact import redact
 from ordergate.stages.schema import given_id
 
 log = logging.getLogger("ordergate")
@@ -285,7 +286,7 @@ class WebhookResource:
     def _answer(resp: falcon.Response, status: int, body: dict[str, Any]) -> None:
         resp.status = falcon.code_to_http_status(status)
         resp.content_type = falcon.MEDIA_JSON
-        resp.text = _json(body)
+        resp.text = redact(_json(body))
 
 
 class HealthResource:
@@ -307,29 +308,31 @@ def _rejection(req: falcon.Request, resp: falcon.Response, exc: Rejection, param
     body: dict[str, Any] = {"success": False, "error": exc.reason}
     if exc.code:
         body["code"] = exc.code
-    resp.text = _json(body)
+    resp.text = redact(_json(body))
 
 
 def _broker_error(req: falcon.Request, resp: falcon.Response, exc: BrokerError, params: dict[str, Any]) -> None:
     resp.status = falcon.code_to_http_status(exc.status)
     resp.content_type = falcon.MEDIA_JSON
-    resp.text = _json({"success": False, "error": exc.message})
+    resp.text = redact(_json({"success": False, "error": exc.message}))
 
 
 def _http_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTPError, params: dict[str, Any]) -> None:
     resp.status = exc.status
     resp.content_type = falcon.MEDIA_JSON
-    resp.text = _json({"success": False, "error": exc.description or exc.title})
+    resp.text = redact(_json({"success": False, "error": exc.description or exc.title}))
     resp.set_headers(exc.headers or {})
 
 
 def _unexpected(req: falcon.Request, resp: falcon.Response, exc: Exception, params: dict[str, Any]) -> None:
     # Reached only before a runner exists for the request (the runner turns its own faults
     # into outcomes), so no order can exist yet and a 5xx retry by TradingView is safe.
-    log.exception("Unexpected error on %s %s", req.method, req.path)
+    # The route's template, not the path: /webhook/<secret> carries the secret (the log
+    # handler would redact it too; this never hands it over).
+    log.exception("Unexpected error on %s %s", req.method, req.uri_template or "(no route)")
     resp.status = falcon.HTTP_500
     resp.content_type = falcon.MEDIA_JSON
-    resp.text = _json({"success": False, "error": "Internal error"})
+    resp.text = redact(_json({"success": False, "error": "Internal error"}))
 
 
 class OrdergateApp(falcon.App):  # type: ignore[type-arg]

@@ -21,6 +21,7 @@ import cerberus
 import yaml
 
 from ordergate.pipeline.errors import ConfigError
+from ordergate.redact import register_settings
 
 ENV_VAR = "ORDERGATE_ENV"
 DEFAULT_ENV = "development"
@@ -259,6 +260,8 @@ SCHEMA: dict[str, Any] = {
                 "label": {"type": "string"},
                 "aliases": {"type": "list", "schema": {"type": "string"}, "default": []},
                 "max_age_s": {"type": "integer", "min": 1, "nullable": True, "default": None},
+                # with max_age_s: a "time" more than this ahead of the server's clock is refused
+                "max_future_s": {"type": "integer", "min": 0, "max": 3600, "default": 5},
                 "dedupe_window_s": {"type": "integer", "min": 1, "max": 86400, "nullable": True, "default": None},
                 # equities: CNC (delivery), MIS (intraday) or NRML; a signal's "product" wins
                 "product": {"type": "string", "allowed": ["CNC", "MIS", "NRML"], "nullable": True, "default": None},
@@ -365,6 +368,8 @@ def load_settings(
         resolved = interpolate(raw, environ, file=str(file))
         _record_origins(resolved, file, origins)
         merged = merge(merged, resolved)
+    # first: from here on no log line or error body can show them, validation's own included
+    register_settings(merged if isinstance(merged, dict) else {}, environ)
 
     settings = Settings(environment, base_dir.resolve(), {}, (base_file, env_file), origins)
     validator = Validator(SCHEMA)

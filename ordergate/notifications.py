@@ -36,6 +36,8 @@ from tenacity import (
     wait_exponential,
 )
 
+from ordergate.redact import register
+
 log = logging.getLogger("ordergate.notify")
 
 Level = Literal["info", "success", "warning", "failure"]
@@ -328,6 +330,7 @@ class SecretRedactor(logging.Filter):
         for piece in re.split(r"[/:@?&=,;#\s]+", rest):
             pieces.update({piece, unquote(piece)})
         wanted = {p for p in pieces if len(p) >= self.MIN_PIECE}
+        register(*wanted)  # and out of every other line and answer
         with self._lock:
             self._secrets = tuple(sorted(set(self._secrets) | wanted, key=len, reverse=True))
             if not self._installed:

@@ -46,6 +46,7 @@ from ordergate.pipeline.errors import (
 from ordergate.pipeline.journal import Journal, Session
 from ordergate.pipeline.money import ZERO, plain
 from ordergate.pipeline.signal import Market, MarketType, Order, Placement, Side
+from ordergate.redact import register
 
 log = logging.getLogger("ordergate")
 
@@ -299,6 +300,7 @@ class FlatTradeBroker:
         if not isinstance(answer, dict) or (answer.get("stat") or answer.get("status")) != "Ok" or not token:
             reason = noren_error(str(answer.get("emsg") or "")) if isinstance(answer, dict) else "no answer"
             raise BrokerAuthError(f"FlatTrade refused the login: {reason}", broker=self.name)
+        register(str(token))  # never written from here on, whatever fails next
         now = time.time()
         expires = next_expiry(now)
         if self._store is not None:
@@ -314,6 +316,8 @@ class FlatTradeBroker:
         now = time.monotonic()
         if self._store is not None and now - self._stored_read > 10:
             stored = self._store.load_session(self.name)
+            if stored is not None:
+                register(stored.token)  # a login another replica stored
             with self._lock:
                 self._stored = (stored.token, stored.expires_at) if stored is not None else None
                 self._stored_read = now

@@ -159,6 +159,7 @@ def build_service(
             schemas_dir=settings.schemas_dir,
             live_blocked=built[route["broker"]].live and not (settings.environment == "live" and data["live_trading"]),
             max_age_s=route["max_age_s"],
+            max_future_s=route["max_future_s"],
             dedupe_window_s=route["dedupe_window_s"],
             product=route["product"],
             config_dir=settings.config_dir,

@@ -151,22 +151,35 @@ class Outcome:
         return body
 
 
+# A signal's time outside these years is no clock's reading: a typo, an overflow, a hostile value.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC).timestamp()
+LATEST = datetime(2100, 1, 1, tzinfo=UTC).timestamp()
+TIME_FORMS = "an ISO 8601 time such as 2026-11-25T01:00:00Z, or epoch seconds or milliseconds, between 2000 and 2100"
+
+
 def signal_time(value: object) -> float | None:
-    """Seconds since the epoch from ``{{timenow}}`` (``2026-11-25T01:00:00Z``) or epoch s / ms."""
+    """Seconds since the epoch from ``{{timenow}}`` (``2026-11-25T01:00:00Z``) or epoch s / ms.
+
+    None when unreadable, or not a time between 2000 and 2100 (``1e999999``, ``-1e999999``,
+    the year 2999): such a time is never compared with the clock, nor used as one.
+    """
     number = to_decimal(value)
     if number is not None:
-        return float(number / 1000 if number > 10**11 else number)
+        seconds = number / 1000 if number > 10**11 else number
+        return float(seconds) if EARLIEST <= seconds < LATEST else None
     if not isinstance(value, str) or not value.strip():
         return None
     try:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
+        stamp = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+    except (ValueError, OverflowError, OSError):
         return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+    return stamp if EARLIEST <= stamp < LATEST else None
 
 
-def stale(signal: Signal, max_age_s: int) -> Rejection | None:
-    """A rejection when the signal's ``time`` is older than ``max_age_s`` (or missing, unreadable)."""
+def stale(signal: Signal, max_age_s: int, max_future_s: int = 5) -> Rejection | None:
+    """A rejection when the signal's ``time`` is older than ``max_age_s``, more than
+    ``max_future_s`` ahead of this server's clock, or missing, unreadable, absurd."""
     raw = signal.payload.get("time")
     if raw is None:
         return Rejection(
@@ -176,8 +189,15 @@ def stale(signal: Signal, max_age_s: int) -> Rejection | None:
         )
     sent = signal_time(raw)
     if sent is None:
-        return Rejection(f"Invalid time: {str(raw)[:40]!r} is not a time", status=400, code="invalid_payload")
+        shown = str(raw) if len(str(raw)) <= 40 else f"{str(raw)[:37]}..."
+        return Rejection(f"Invalid time: {shown!r} is not {TIME_FORMS}", status=400, code="invalid_payload")
     age = signal.received_at - sent
+    if -age > max_future_s:
+        return Rejection(
+            f"Signal from the future: its time is {-age:.0f} s ahead of this server's clock"
+            f" (allowed skew {max_future_s} s)",
+            code="future_signal",
+        )
     if age > max_age_s:
         return Rejection(f"Signal too old: sent {age:.0f} s ago, the limit is {max_age_s} s", code="stale_signal")
     return None
@@ -298,7 +318,7 @@ class Runner:
         if session is not None:
             return session
         if self.route.max_age_s is not None:
-            return stale(signal, self.route.max_age_s)
+            return stale(signal, self.route.max_age_s, self.route.max_future_s)
         return None
 
     def observe(self, outcome: Outcome) -> Outcome:

@@ -38,6 +38,7 @@ class RouteContext:
     account_lock: Callable[[str], AbstractContextManager[None]] | None = None  # see Journal.account_lock
     live_blocked: bool = False  # a real-money broker outside ORDERGATE_ENV=live + LIVE_TRADING=yes
     max_age_s: int | None = None  # refuse signals whose "time" is older than this
+    max_future_s: int = 5  # with max_age_s: refuse a "time" further ahead of the clock than this
     dedupe_window_s: int | None = None  # an identical id-less payload within this is a repeat
     product: str | None = None  # equities: the route's product type (CNC, MIS, NRML)
     config_dir: Path = Path("config")  # files a stage's options name are relative to it
