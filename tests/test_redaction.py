@@ -216,3 +216,27 @@ def test_every_logger_and_uncaught_exceptions_go_through_redaction(log_format: s
     if log_format == "json":
         lines = [json.loads(line) for line in log.splitlines()]
         assert {line.get("logger") for line in lines} >= {"waitress", "falcon", "apprise", "urllib3.connectionpool"}
+
+
+def test_the_journal_stores_no_secret_a_sender_put_elsewhere_or_an_answer_quoted(tmp_path: Path) -> None:
+    """A secret in a field the journal keeps (a comment), or quoted back by a refusal (an
+    unknown broker named like the admin token), is stored redacted, on every write path."""
+    from ordergate.app import create_app
+    from tests.conftest import serving
+
+    environ = {"ORDERGATE_DB": str(tmp_path / "journal.db"), **SECRETS}
+    settings = load_settings("development", CONFIG_DIR, environ=environ)
+    app = create_app(settings)
+    try:
+        with serving(app) as server:
+            placed = {**SEED_ORDERS[0], "passphrase": SECRETS["WEBHOOK_SECRET"], "comment": SECRETS["ADMIN_TOKEN"]}
+            assert server.post(json.dumps(placed))[0] == 200
+            refused = {**placed, "broker": SECRETS["BINANCE_API_KEY"]}
+            assert server.post(json.dumps(refused))[0] == 400
+        rows = list(app.journal.entries(10))
+    finally:
+        app.journal.close()
+    assert len(rows) == 2
+    stored = json.dumps([[r.payload, r.response, r.trace] for r in rows])
+    assert [name for name, value in SECRETS.items() if value in stored] == []
+    assert stored.count(REDACTED) >= 2

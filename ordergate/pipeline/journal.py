@@ -44,6 +44,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ordergate.pipeline.errors import JournalUnavailable
 from ordergate.pipeline.money import dumps
+from ordergate.redact import redact
 
 metadata = sa.MetaData()
 
@@ -289,7 +290,7 @@ class Journal:
             "received_at": received_at,
             "route": route,
             "idempotency_key": key,
-            "payload": dumps(payload) if payload is not None else None,
+            "payload": _stored(payload) if payload is not None else None,
             "status": IN_FLIGHT,
         }
         if key is None:
@@ -363,13 +364,13 @@ class Journal:
         values: dict[str, Any] = {
             "status": status,
             "http_status": http_status,
-            "response": dumps(response),
+            "response": _stored(response),
             "client_order_id": client_order_id,
             "broker_order_id": str(broker_order_id) if broker_order_id is not None else None,
             "completed_at": time.time(),
         }
         if trace is not None:
-            values["trace"] = dumps(trace)
+            values["trace"] = _stored(trace)
         query = signals.update().where(signals.c.id == signal_id)
         if expected_status is not None:
             query = query.where(signals.c.status == expected_status)
@@ -388,7 +389,7 @@ class Journal:
                     route=route,
                     status=status,
                     http_status=http_status,
-                    response=dumps(response),
+                    response=_stored(response),
                     completed_at=now,
                 )
             )
@@ -448,6 +449,12 @@ class Journal:
             rows = conn.execute(query).all()
         for row in rows:
             yield Entry.of(row)
+
+
+def _stored(value: Any) -> str:
+    """JSON as the journal keeps it: with every known secret redacted (ordergate.redact), so a
+    secret a sender put in another field, or an answer quoting one, is never stored."""
+    return redact(dumps(value))
 
 
 def _identity(path: str) -> tuple[int, int]:
