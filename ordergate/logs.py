@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import threading
 from collections.abc import Iterator
@@ -55,8 +56,31 @@ class SeedFormatter(logging.Formatter):
         return line.replace(stamp, f"{stamp} {record.levelname}", 1)
 
 
+# What would let a sender's text forge or break a line: line breaks, other control characters,
+# Unicode's line separators, and lone surrogates (which no stream can encode).
+_UNSAFE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    return {"\n": "\\n", "\r": "\\r"}.get(char) or f"\\u{ord(char):04x}"
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line: control characters and lone surrogates written as escapes."""
+    return _UNSAFE.sub(_escaped, text)
+
+
 class RedactingSeedFormatter(SeedFormatter):
-    """The seed's lines, secrets replaced in the whole line (message and traceback)."""
+    """The seed's lines, secrets replaced in the whole line (message and traceback).
+
+    The message is kept on one line (a signal's text cannot start a forged line of its own);
+    a traceback stays as Python writes it.
+    """
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = one_line(record.message)
+        return super().formatMessage(record)
 
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record))

@@ -240,3 +240,26 @@ def test_the_journal_stores_no_secret_a_sender_put_elsewhere_or_an_answer_quoted
     stored = json.dumps([[r.payload, r.response, r.trace] for r in rows])
     assert [name for name, value in SECRETS.items() if value in stored] == []
     assert stored.count(REDACTED) >= 2
+
+
+def test_a_senders_text_cannot_forge_or_break_a_text_log_line() -> None:
+    """Line breaks, other control characters and lone surrogates in a logged value are escaped:
+    one record is one line, and a line that no stream could encode is still written."""
+    import io
+    import logging
+
+    from ordergate.logs import make_handler
+
+    stream = io.StringIO()
+    logger = logging.getLogger("ordergate.test.oneline")
+    handler = make_handler("text", stream)
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("Invalid symbol: %s", "BTC\nUSDT\r\n2026-12-02 00:00:00 ERROR forged\u2028\x1b[31m\ud800")
+    finally:
+        logger.removeHandler(handler)
+    written = stream.getvalue()
+    assert written.count("\n") == 1
+    assert "BTC\\nUSDT\\r\\n2026-12-02 00:00:00 ERROR forged\\u2028\\u001b[31m\\ud800" in written
+    written.encode("utf-8")  # no lone surrogate reached the stream
