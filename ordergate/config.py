@@ -57,20 +57,80 @@ _DecimalLoader.add_constructor("tag:yaml.org,2002:float", _decimal)
 _DecimalLoader.add_constructor("tag:yaml.org,2002:str", _string)
 
 
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+def _key_names(node: yaml.Node, loader: yaml.SafeLoader) -> list[tuple[str, Any]]:
+    """What makes two keys one: the same written text (``1`` and ``"1"`` are one name to a
+    person and to a key path), or the same loaded value (``1`` and ``1.0`` are one dict key)."""
+    names: list[tuple[str, Any]] = []
+    if isinstance(node, yaml.ScalarNode):
+        names.append(("text", str(node.value)))
+    try:
+        loaded = loader.construct_object(node, deep=True)
+        hash(loaded)
+    except (TypeError, yaml.YAMLError):
+        return names
+    names.append(("value", loaded))
+    return names
+
+
+def _refuse_duplicate_keys(
+    node: yaml.Node | None, loader: yaml.SafeLoader, file: str, path: str = "", seen: set[int] | None = None
+) -> None:
+    """Refuse a mapping that writes one key twice: PyYAML would keep the last without a word.
+
+    Only keys written in the mapping itself count: a key brought in by a ``<<`` merge may be
+    overridden there, which is what merging is for.
+    """
+    seen = set() if seen is None else seen
+    if node is None or id(node) in seen:  # an alias is checked where its anchor is
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _refuse_duplicate_keys(item, loader, file, f"{path}[{index}]", seen)
+    elif isinstance(node, yaml.MappingNode):
+        first: dict[tuple[str, Any], yaml.Node] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                _refuse_duplicate_keys(value_node, loader, file, path, seen)
+                continue
+            key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else f"<{key_node.id}>"
+            where = _join(path, key)
+            names = _key_names(key_node, loader)
+            earlier = next((first[name] for name in names if name in first), None)
+            if earlier is not None:
+                raise ConfigError(
+                    f"line {key_node.start_mark.line + 1}: duplicate key {key!r}, already on line "
+                    f"{earlier.start_mark.line + 1} (YAML would silently keep only the last)",
+                    file=file,
+                    path=where,
+                )
+            for name in names:
+                first.setdefault(name, key_node)
+            _refuse_duplicate_keys(value_node, loader, file, where, seen)
+
+
 def read_yaml(path: Path) -> Any:
-    """Parse one YAML file; syntax errors become ConfigError with file and line."""
+    """Parse one YAML file; syntax errors and duplicate keys become ConfigError with file and line."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror}", file=str(path)) from None
+    loader = _DecimalLoader(text)
     try:
-        return yaml.load(text, Loader=_DecimalLoader)  # noqa: S506 - a SafeLoader subclass
+        node = loader.get_single_node()
+        _refuse_duplicate_keys(node, _DecimalLoader(""), str(path))
+        return None if node is None else loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         raise ConfigError(f"{where}{exc.problem}", file=str(path)) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"invalid YAML: {exc}", file=str(path)) from None
+    finally:
+        loader.dispose()
 
 
 def _scalar(text: str) -> Any:

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from ordergate.cli import main
-from ordergate.config import interpolate, load_settings
+from ordergate.config import interpolate, load_settings, read_yaml
 from ordergate.pipeline.errors import ConfigError
 from ordergate.pipeline.registry import Service, build_service
 from ordergate.pipeline.signal import Signal
@@ -44,9 +45,18 @@ def edit(config: Path, name: str, old: str, new: str) -> Path:
 
 
 def overlay(config: Path, yaml_text: str, env: str = "development") -> Path:
-    """Append top-level keys to an environment file."""
+    """Set top-level keys of an environment file: a block the file already has under one of
+    those keys is removed first (a key written twice is refused), the new ones are appended."""
     file = config / "environments" / f"{env}.yaml"
-    file.write_text(file.read_text(encoding="utf-8") + "\n" + yaml_text + "\n", encoding="utf-8")
+    keys = {f"{key}:" for key in yaml.safe_load(yaml_text)}
+    kept: list[str] = []
+    dropping = False
+    for line in file.read_text(encoding="utf-8").splitlines():
+        if line and not line[0].isspace() and not line.startswith("#"):
+            dropping = line.split(" ", 1)[0] in keys
+        if not dropping:
+            kept.append(line)
+    file.write_text("\n".join(kept) + "\n\n" + yaml_text + "\n", encoding="utf-8")
     return file
 
 
@@ -211,6 +221,73 @@ def test_yaml_syntax_error_names_file_and_line(config: Path) -> None:
     error = config_error(config)
     assert error.file == str(file)
     assert str(error) == f"{file}: line {line}, column 16: mapping values are not allowed here"
+
+
+def _line_of(file: Path, text: str, nth: int = 1) -> int:
+    lines = [i for i, line in enumerate(file.read_text().splitlines(), 1) if text in line]
+    return lines[nth - 1]
+
+
+def test_a_route_written_twice_is_refused_naming_file_line_and_key(config: Path, capsys: Any) -> None:
+    # The incident: a second BINANCE under routes: sent BINANCE to the equities broker, and
+    # `ordergate check` said "Configuration OK".
+    file = edit(
+        config,
+        BASE,
+        "  FLATTRADE:    {broker: paper_nse, pipeline: equities, label: FlatTrade}\n",
+        "  FLATTRADE:    {broker: paper_nse, pipeline: equities, label: FlatTrade}\n"
+        "  BINANCE:      {broker: paper_nse, pipeline: equities}\n",
+    )
+    first, second = _line_of(file, "  BINANCE:  "), _line_of(file, "  BINANCE:  ", 2)
+    error = config_error(config)
+    assert (error.file, error.path) == (str(file), "routes.BINANCE")
+    assert str(error) == (
+        f"{file}:routes.BINANCE: line {second}: duplicate key 'BINANCE', already on line {first} "
+        "(YAML would silently keep only the last)"
+    )
+    assert main(["--config-dir", str(config), "check"]) == 2
+    out, err = capsys.readouterr()
+    assert "Configuration OK" not in out
+    assert f"routes.BINANCE: line {second}: duplicate key 'BINANCE'" in err
+
+
+def test_a_second_limits_block_in_an_environment_file_is_refused(config: Path) -> None:
+    file = config / "environments" / "live.yaml"
+    file.write_text(file.read_text() + "\nlimits:\n  max_notional: 5000\n")  # meant to raise, replaced all
+    first, second = _line_of(file, "limits:"), _line_of(file, "limits:", 2)
+    error = config_error(config, env="live")
+    assert (error.file, error.path) == (str(file), "limits")
+    assert f"line {second}: duplicate key 'limits', already on line {first}" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "where", "key", "line"),
+    [
+        ("stages:\n  balance:\n    enabled: false\n    enabled: true\n", "stages.balance.enabled", "enabled", 4),
+        ("stages:\n  balance: {enabled: false, enabled: true}\n", "stages.balance.enabled", "enabled", 2),
+        ("x:\n  - {a: 1}\n  - {a: 1,\n     a: 2}\n", "x[1].a", "a", 4),
+        # one name to a person (and in a key path), or one key once loaded: a duplicate all the same
+        ("x: {1: a, '1': b}\n", "x.1", "1", 1),
+        ("x: {1: a, 1.0: b}\n", "x.1.0", "1.0", 1),
+        ("x: &x {a: 1}\ny: [*x, {<<: *x, b: 1, b: 2}]\n", "y[1].b", "b", 2),
+    ],
+)
+def test_a_nested_duplicate_key_is_refused(tmp_path: Path, yaml_text: str, where: str, key: str, line: int) -> None:
+    file = tmp_path / "any.yaml"  # every YAML ordergate reads goes through read_yaml
+    file.write_text(yaml_text)
+    with pytest.raises(ConfigError) as info:
+        read_yaml(file)
+    assert (info.value.file, info.value.path) == (str(file), where)
+    assert f": line {line}: duplicate key {key!r}, already on line" in str(info.value)
+
+
+def test_a_key_from_a_merge_may_be_overridden(config: Path) -> None:
+    # Keys a << merge brings in are defaults the mapping may replace: that is what merging is for.
+    edit(config, BASE, "    - notional: {min: 10}", "    - notional: &notional {min: 10}")
+    edit(config, BASE, "    - notional: {min: 1}", "    - notional: {<<: *notional, min: 1}")
+    assert load(config).settings.data["pipelines"]["equities"][4] == {"notional": {"min": 1}}
+    edit(config, BASE, "{<<: *notional, min: 1}", "{<<: *notional, min: 1, min: 2}")
+    assert "duplicate key 'min'" in str(config_error(config))
 
 
 def test_a_bad_market_file_names_that_file(config: Path) -> None:
