@@ -149,12 +149,59 @@ def _scalar(text: str) -> Any:
     return text
 
 
-def interpolate(node: Any, environ: Mapping[str, str], *, file: str, path: str = "") -> Any:
-    """Resolve ``${VAR}`` and ``${VAR:-default}`` in every string scalar of ``node``."""
+# Variables whose values an error message may show: ordergate's own switches, never a secret.
+PLAIN_VARIABLES = frozenset(
+    {
+        "ORDERGATE_ENV",
+        "LIVE_TRADING",
+        "BINANCE_TESTNET",
+        "BINANCE_MARKET_TYPE",
+        "BINANCE_LEVERAGE",
+        "BINANCE_MARGIN_MODE",
+        "PORT",
+        "WAITRESS_THREADS",
+        "LOG_LEVEL",
+        "LOG_FORMAT",
+    }
+)
+_SECRET_NAME = re.compile(r"SECRET|TOKEN|KEY|PASS|PWD|AUTH|CREDENTIAL|PRIVATE|URL|URI|DSN|COOKIE|SESSION|SIGN", re.I)
+_PLAIN_VALUE = re.compile(r"[A-Za-z0-9_.+-]{0,40}")
+_BOOL_OR_NUMBER = re.compile(r"true|false|yes|no|on|off|null|~|[-+]?[0-9]+(\.[0-9]*)?", re.I)
+
+
+def shown_variable(name: str, value: str, path: str) -> str:
+    """How an error names a variable that set ``path``: ``NAME=value``, or ``NAME`` alone.
+
+    The value is shown only when neither the variable's name nor the key's looks like a secret
+    (key, token, password, URL, ...), it is short and plain, and the variable is one of
+    ordergate's own switches (``PLAIN_VARIABLES``) or the value is a boolean or number word.
+    A URL can carry a token (``tgram://<bot token>/...``), so a URL is never shown.
+    """
+    key = path.rpartition(".")[2]
+    if _SECRET_NAME.search(name) or _SECRET_NAME.search(key) or not _PLAIN_VALUE.fullmatch(value):
+        return name
+    if name in PLAIN_VARIABLES or _BOOL_OR_NUMBER.fullmatch(value.strip()):
+        return f"{name}={value}"
+    return name
+
+
+def interpolate(
+    node: Any,
+    environ: Mapping[str, str],
+    *,
+    file: str,
+    path: str = "",
+    set_by: dict[str, tuple[str, ...]] | None = None,
+) -> Any:
+    """Resolve ``${VAR}`` and ``${VAR:-default}`` in every string scalar of ``node``.
+
+    ``set_by`` (when given) records, per key path, the variables whose values were used there,
+    as ``shown_variable`` names them; a default written in the file is not recorded.
+    """
     if isinstance(node, dict):
-        return {k: interpolate(v, environ, file=file, path=_join(path, k)) for k, v in node.items()}
+        return {k: interpolate(v, environ, file=file, path=_join(path, k), set_by=set_by) for k, v in node.items()}
     if isinstance(node, list):
-        return [interpolate(v, environ, file=file, path=f"{path}[{i}]") for i, v in enumerate(node)]
+        return [interpolate(v, environ, file=file, path=f"{path}[{i}]", set_by=set_by) for i, v in enumerate(node)]
     if not isinstance(node, str):
         return node
     if "${" not in node:
@@ -167,6 +214,10 @@ def interpolate(node: Any, environ: Mapping[str, str], *, file: str, path: str =
             if default is None:
                 raise ConfigError(f"environment variable {name} is not set", file=file, path=path)
             return default
+        if set_by is not None:
+            shown = shown_variable(name, found, path)
+            if shown not in set_by.get(path, ()):
+                set_by[path] = (*set_by.get(path, ()), shown)
         return found
 
     whole = _VAR.fullmatch(node) and not isinstance(node, _Quoted)
@@ -186,6 +237,24 @@ def merge(base: Any, overlay: Any) -> Any:
 
 def _join(path: str, key: object) -> str:
     return f"{path}.{key}" if path else str(key)
+
+
+def _within(path: str, prefix: str) -> bool:
+    """``path`` is ``prefix`` or lies under it (``a.b`` and ``a.b[0].c`` are within ``a.b``)."""
+    return path == prefix or path.startswith((f"{prefix}.", f"{prefix}["))
+
+
+def _forget_replaced(base: Any, overlay: Any, set_by: dict[str, tuple[str, ...]], path: str = "") -> None:
+    """Drop what ``set_by`` knows of values that merging ``overlay`` over ``base`` replaces."""
+    if not isinstance(overlay, dict):
+        return
+    for key, value in overlay.items():
+        sub = _join(path, key)
+        if isinstance(value, dict) and isinstance(base, dict) and isinstance(base.get(key), dict):
+            _forget_replaced(base[key], value, set_by, sub)
+        else:
+            for known in [p for p in set_by if _within(p, sub)]:
+                del set_by[known]
 
 
 # -- validation -------------------------------------------------------------------------------
@@ -352,6 +421,8 @@ class Settings:
     data: dict[str, Any]
     files: tuple[Path, ...]
     _origins: dict[str, Path] = field(default_factory=dict, repr=False, compare=False)
+    # key path -> the environment variables that set it, as errors may name them
+    _set_by: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False, compare=False)
 
     def origin(self, path: str) -> str:
         """The file that last set ``path`` (or its nearest parent): for error messages."""
@@ -361,6 +432,22 @@ class Settings:
                 return str(self._origins[probe])
             probe = probe.rpartition(".")[0]
         return str(self.files[-1])
+
+    def set_by(self, path: str) -> tuple[str, ...]:
+        """The variables (``NAME=value`` or ``NAME``) that set ``path``, a key under it, or the
+        scalar it lies in."""
+        names: list[str] = []
+        for known, shown in self._set_by.items():
+            if _within(known, path) or _within(path, known):
+                names.extend(name for name in shown if name not in names)
+        return tuple(names)
+
+    def explain(self, error: ConfigError) -> ConfigError:
+        """Add to ``error`` the environment variables that set the key it names, if any: the
+        user set ``LIVE_TRADING``, not ``live_trading``. Errors about other files are left alone."""
+        if error.path and not error.set_by and error.file in {str(f) for f in self.files}:
+            error.set_by = self.set_by(error.path)
+        return error
 
     @property
     def schemas_dir(self) -> Path:
@@ -405,6 +492,7 @@ def load_settings(
         )
 
     origins: dict[str, Path] = {}
+    set_by: dict[str, tuple[str, ...]] = {}
     merged: Any = {}
     for file in (base_file, env_file):
         raw = read_yaml(file)
@@ -412,15 +500,18 @@ def load_settings(
             raw = {}
         if not isinstance(raw, dict):
             raise ConfigError("the top level must be a mapping", file=str(file))
-        resolved = interpolate(raw, environ, file=str(file))
+        found: dict[str, tuple[str, ...]] = {}
+        resolved = interpolate(raw, environ, file=str(file), set_by=found)
         _record_origins(resolved, file, origins)
+        _forget_replaced(merged, resolved, set_by)
+        set_by.update(found)
         merged = merge(merged, resolved)
 
-    settings = Settings(environment, base_dir.resolve(), {}, (base_file, env_file), origins)
+    settings = Settings(environment, base_dir.resolve(), {}, (base_file, env_file), origins, set_by)
     validator = Validator(SCHEMA)
     if not validator.validate(merged):
         key, message = next(flatten_errors(validator.errors))
-        raise ConfigError(message, file=settings.origin(key), path=key)
+        raise settings.explain(ConfigError(message, file=settings.origin(key), path=key))
     document = validator.document
     if document["auth"]["required"] and not document["auth"]["secret"]:
         raise ConfigError(
@@ -428,4 +519,4 @@ def load_settings(
             file=settings.origin("auth.required"),
             path="auth.secret",
         )
-    return Settings(environment, base_dir.resolve(), document, (base_file, env_file), origins)
+    return Settings(environment, base_dir.resolve(), document, (base_file, env_file), origins, set_by)

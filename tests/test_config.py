@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from ordergate.cli import main
-from ordergate.config import interpolate, load_settings, read_yaml
+from ordergate.config import interpolate, load_settings, read_yaml, shown_variable
 from ordergate.pipeline.errors import ConfigError
 from ordergate.pipeline.registry import Service, build_service
 from ordergate.pipeline.signal import Signal
@@ -545,3 +545,104 @@ def test_check_reports_a_broken_file(config: Path, capsys: pytest.CaptureFixture
     out, err = capsys.readouterr()
     assert out == ""
     assert err == f"ordergate: configuration error: {file}:pipelines.crypto[2].precision.max_decimals: min value is 0\n"
+
+
+# -- errors name the environment variable the user set ----------------------------------------
+
+PAPER_ROUTES = "routes: {BINANCE: {broker: paper_binance}, BINANCE_REAL: {broker: paper_binance}}"
+
+
+@pytest.mark.usefixtures("clean_environ")
+@pytest.mark.parametrize(
+    ("env", "variable", "value", "where", "shown"),
+    [
+        *(
+            (env, "LIVE_TRADING", "perhaps", "live_trading", "LIVE_TRADING=perhaps")
+            for env in ("development", "testnet", "live")
+        ),
+        *(
+            (env, "BINANCE_TESTNET", "maybe", "brokers.binance.testnet", "BINANCE_TESTNET=maybe")
+            for env in ("testnet", "live")  # development routes nothing to binance: its options are unused
+        ),
+        *(
+            # a URL may carry a token: the variable is named, its value never shown
+            (env, "NOTIFY_URLS", "notaurl://s3cr3t", "pipelines.crypto[7].notify.targets[0].urls", "NOTIFY_URLS")
+            for env in ("development", "testnet", "live")
+        ),
+    ],
+)
+def test_check_names_the_environment_variable_that_set_a_bad_value(
+    config: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    env: str,
+    variable: str,
+    value: str,
+    where: str,
+    shown: str,
+) -> None:
+    monkeypatch.setenv("WEBHOOK_SECRET", "config-test-secret")
+    monkeypatch.setenv(variable, value)
+    if variable == "NOTIFY_URLS" and env != "development":
+        overlay(config, PAPER_ROUTES, env=env)  # check builds every routed broker: no exchange here
+    assert main(["--env", env, "--config-dir", str(config), "check"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith(f"ordergate: configuration error: {config / BASE}:{where} (set by {shown}): ")
+    assert "s3cr3t" not in err
+
+
+def test_a_secret_variable_is_named_without_its_value(config: Path) -> None:
+    edit(config, BASE, "max_body_bytes: 16384", "max_body_bytes: ${BODY_TOKEN}")
+    error = config_error(config, environ={"BODY_TOKEN": "12"})  # a number, but the name says secret
+    assert str(error) == f"{config / BASE}:server.max_body_bytes (set by BODY_TOKEN): min value is 256"
+    error = config_error(config, environ={"BODY_TOKEN": "zz-top-secret"})
+    assert "(set by BODY_TOKEN)" in str(error)
+    assert "zz-top" not in str(error)
+
+
+def test_a_value_the_environment_file_replaces_is_not_blamed_on_the_variable(config: Path) -> None:
+    assert "(set by LIVE_TRADING=maybe)" in str(config_error(config, environ={"LIVE_TRADING": "maybe"}))
+    file = overlay(config, "live_trading: maybe")
+    error = config_error(config, environ={"LIVE_TRADING": "yes"})
+    assert str(error) == f"{file}:live_trading: must be of boolean type"
+
+
+def test_an_error_about_a_key_names_every_variable_under_it(config: Path) -> None:
+    edit(config, BASE, "    label: paper\n    market_type: $", '    label: ["${A}", "${B}"]\n    market_type: $')
+    error = config_error(config, environ={"A": "1", "B": "x"})
+    assert error.path == "brokers.paper_binance.label"
+    assert "(set by A=1, B): " in str(error)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "path", "shown"),
+    [
+        ("LIVE_TRADING", "perhaps", "live_trading", "LIVE_TRADING=perhaps"),  # ordergate's own switch
+        ("CHECK_BALANCE", "off", "stages.balance.enabled", "CHECK_BALANCE=off"),  # a boolean word
+        ("MY_LIMIT", "12.5", "limits.max_notional", "MY_LIMIT=12.5"),  # a number
+        ("MY_LABEL", "hello", "brokers.x.label", "MY_LABEL"),  # any other word may be anything
+        ("ADMIN_TOKEN", "123", "auth.admin_token", "ADMIN_TOKEN"),
+        ("WEBHOOK_SECRET", "true", "auth.secret", "WEBHOOK_SECRET"),
+        ("DATABASE_URL", "1", "journal.url", "DATABASE_URL"),
+        ("NUMBER", "1", "brokers.x.api_key", "NUMBER"),  # the key says secret
+        ("LIVE_TRADING", "yes please", "live_trading", "LIVE_TRADING"),  # not a plain word
+        ("BINANCE_TESTNET", "x" * 41, "brokers.binance.testnet", "BINANCE_TESTNET"),  # too long to be a switch
+    ],
+)
+def test_which_variable_values_an_error_may_show(name: str, value: str, path: str, shown: str) -> None:
+    assert shown_variable(name, value, path) == shown
+
+
+@pytest.mark.usefixtures("clean_environ")
+def test_replay_names_the_variable_too(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # replay judges each real broker's money from its options before building anything
+    monkeypatch.setenv("WEBHOOK_SECRET", "config-test-secret")
+    monkeypatch.setenv("BINANCE_TESTNET", "maybe")
+    signals = tmp_path / "signals.jsonl"
+    signals.write_text('{"broker": "BINANCE", "symbol": "BTCUSDT", "side": "buy", "quantity": "0.001"}\n')
+    assert main(["--env", "testnet", "--config-dir", str(config), "replay", "--dry-run", str(signals)]) == 2
+    err = capsys.readouterr().err
+    assert f"{config / BASE}:brokers.binance.testnet (set by BINANCE_TESTNET=maybe): must be of boolean type" in err
