@@ -187,3 +187,31 @@ def test_sigterm_lets_the_signal_in_flight_finish_then_refuses_new_ones(tmp_path
     assert "finishing the requests in flight" in stderr
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+def test_the_procfile_command_honours_waitress_threads_and_drains_on_sigterm(tmp_path: Path) -> None:
+    # What Railpack starts when no start command is set: the Procfile's web line, run by a shell.
+    (command,) = [line.removeprefix("web: ") for line in (ROOT / "Procfile").read_text().splitlines() if line]
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_OWN_VARIABLES)}
+    env.update(
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",  # `python` is this venv's
+        PORT=str(port),
+        WAITRESS_THREADS="3",
+        ORDERGATE_DB=str(tmp_path / "journal.db"),
+    )
+    process = subprocess.Popen(
+        ["sh", "-c", f"exec {command}"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_healthy(port, process)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, stderr
+    assert f"ordergate serving on http://0.0.0.0:{port} (environment development; " in stderr
+    assert "; 3 threads)" in stderr  # waitress's own setting, from WAITRESS_THREADS
+    assert "finishing the requests in flight" in stderr  # the graceful stop, not waitress-serve's
