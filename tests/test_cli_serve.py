@@ -1,4 +1,4 @@
-"""``ordergate serve`` as a real process (what ``make run`` starts), and ``get_app``."""
+"""``ordergate serve`` as a real process (what ``make run``, the Procfile and railway.ts start)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from falcon import testing
 
-from ordergate.app import get_app
 from tests.conftest import ROOT, SEED_ORDERS, raw_json
 
 
@@ -112,19 +110,6 @@ def test_serve_refuses_a_broken_config_with_file_and_key(tmp_path: pytest.TempPa
     )
     assert result.returncode == 2
     assert f"{config / 'ordergate.yaml'}:pipelines.crypto[2].precision.max_decimals" in result.stderr
-
-
-def test_get_app_reads_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("ORDERGATE_DB", str(tmp_path / "journal.db"))
-    monkeypatch.setenv("ORDERGATE_ENV", "testnet")
-    monkeypatch.setenv("ORDERGATE_CONFIG_DIR", str(ROOT / "config"))
-    monkeypatch.setenv("WEBHOOK_SECRET", "s3cret-for-this-test")
-    app = get_app()
-    assert app.service.settings.environment == "testnet"
-    client = testing.TestClient(app)
-    assert client.simulate_post("/webhook", body=raw_json(SEED_ORDERS[3])).status_code == 401
-    result = client.simulate_post("/webhook/s3cret-for-this-test", body=raw_json(SEED_ORDERS[3]))
-    assert result.status_code == 200, result.json
 
 
 @pytest.mark.parametrize("environment", ["testnet", "live"])
