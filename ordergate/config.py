@@ -133,6 +133,17 @@ def read_yaml(path: Path) -> Any:
         loader.dispose()
 
 
+def json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads(..., object_pairs_hook=json_object)``: an object that names a key twice is
+    refused (``ValueError``), where ``json`` would keep the last, like YAML, without a word."""
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key!r} in one object (JSON would silently keep only the last)")
+        result[key] = value
+    return result
+
+
 def _scalar(text: str) -> Any:
     """The YAML meaning of an interpolated value that was the whole scalar (``true``, ``8080``)."""
     lowered = text.strip().lower()

@@ -290,6 +290,21 @@ def test_a_key_from_a_merge_may_be_overridden(config: Path) -> None:
     assert "duplicate key 'min'" in str(config_error(config))
 
 
+@pytest.mark.parametrize(
+    ("name", "old", "new", "key"),
+    [
+        # the JSON files the configuration names are read the same way: no silent last-one-wins
+        ("markets/binance-spot.json", '"markets": {\n', '"markets": {\n  "BTCUSDT": {"quote": "EUR"},\n', "BTCUSDT"),
+        ("../schemas/signal.schema.json", '"title": "Crypto order signal",', '"title": "a", "title": "b",', "title"),
+    ],
+)
+def test_a_json_file_with_a_key_written_twice_is_refused(config: Path, name: str, old: str, new: str, key: str) -> None:
+    file = edit(config, name, old, new)
+    error = config_error(config)
+    assert error.file == str(file.resolve())
+    assert f"duplicate key {key!r} in one object" in str(error)
+
+
 def test_a_bad_market_file_names_that_file(config: Path) -> None:
     markets = edit(config, "markets/nse.yaml", 'tick_size: "0.05"', "tick_size: 0.05.1")
     error = config_error(config)
