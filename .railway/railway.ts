@@ -1,42 +1,45 @@
-// Railway Infrastructure as Code for ordergate: what a *new* Railway service reads
-// (railway.json, "Config as Code", is not read for services from 2026-12-01 on).
-//
-// Railway does not read this file at deploy time; the CLI applies it:
-//   npm install railway        # the SDK that provides "railway/iac"
-//   railway link               # pick the project
-//   railway config plan        # preview
+// Railway Infrastructure as Code for ordergate: the documented way to set up its Railway service
+// (README, "Deploying on Railway"). Railway does not read this file at deploy time: the Railway
+// CLI applies it to the project once, and again whenever you change it:
+//   npm install railway        # the SDK that provides "railway/iac" (commit nothing it creates)
+//   railway login && railway link
+//   railway config plan        # preview: it must not delete anything you still use
 //   railway config apply       # apply (asks for confirmation)
 //
-// Secrets are never written here. Set them once in the dashboard or with
-// `railway variables --set BINANCE_API_KEY=...`; preserve() keeps what is set.
+// The file describes the whole project: a service, database or volume in the Railway project
+// that is not listed here is deleted by `apply` (the plan says so first).
+//
+// Secrets are never written here. Set them with `railway variable set NAME --stdin`
+// (or in the dashboard); preserve() keeps what is set.
 import { defineRailway, github, preserve, project, service } from "railway/iac";
 // For PostgreSQL or a volume, also import: postgres, volume
 
-export default defineRailway((ctx) =>
+export default defineRailway(() =>
   project("ordergate", {
     resources: [
       service("ordergate", {
         source: github("YOUR_GITHUB_USER/ordergate", { branch: "main" }), // your fork
-        start: "python -m ordergate serve", // listens on $PORT, which Railway injects
+        start: "python -m ordergate serve", // the Procfile's command too; listens on $PORT
         healthcheck: "/readyz",
         healthcheckTimeout: 120,
         replicas: 1,
-        deploy: {
-          restartPolicyType: "ON_FAILURE",
-          restartPolicyMaxRetries: 10,
-          // SIGTERM to SIGKILL window on redeploy (Railway's default is 0 s). If `plan` rejects
-          // it, set the variable RAILWAY_DEPLOYMENT_DRAINING_SECONDS=30 instead.
-          drainingSeconds: 30,
-        },
+        // Railway's default restart policy (on failure, at most 10 times) is the one ordergate wants.
         env: {
-          ORDERGATE_ENV: ctx.environment === "production" ? "live" : "testnet",
-          BINANCE_TESTNET: ctx.environment === "production" ? "false" : "true",
+          // Test money first. For real money: ORDERGATE_ENV "live", and LIVE_TRADING "yes"
+          // (BINANCE_TESTNET "false" moves the BINANCE route to live Binance too).
+          ORDERGATE_ENV: "testnet",
+          BINANCE_TESTNET: "true",
+          // SIGTERM to SIGKILL on redeploy (Railway's default is 0 s): ordergate drains the
+          // signals in flight for one second less than this.
+          RAILWAY_DEPLOYMENT_DRAINING_SECONDS: "30",
+          WEBHOOK_SECRET: preserve(),
           BINANCE_API_KEY: preserve(),
           BINANCE_API_SECRET: preserve(),
           // With PostgreSQL:  const db = postgres("postgres");  DATABASE_URL: db.env.DATABASE_URL,
         },
         // A SQLite journal needs a volume (the container disk is wiped on redeploy):
         //   const data = volume("ordergate-data", { sizeMB: 1024 });  volumeMounts: { "/data": data },
+        //   and ORDERGATE_DB: "/data/ordergate.db" in env
       }),
     ],
   }),

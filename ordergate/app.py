@@ -1,11 +1,10 @@
-"""The HTTP shell: parse, run, render. ``create_app`` for tests, ``get_app`` for servers."""
+"""The HTTP shell: parse, run, render. ``create_app`` builds it; ``ordergate serve`` serves it."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-import os
 import secrets
 import threading
 import time
@@ -19,14 +18,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from ordergate.admin import AdminToken, MetricsResource, ReadyResource, SignalsResource
 from ordergate.auth import Gate
 from ordergate.brokers.base import Broker
-from ordergate.config import Settings, load_settings
+from ordergate.config import Settings
 from ordergate.logs import signal_context
 from ordergate.metrics import Metrics
 from ordergate.pipeline.errors import BrokerError, JournalUnavailable, Rejection
 from ordergate.pipeline.journal import UNKNOWN, Entry, Journal, database_url
 from ordergate.pipeline.money import MAX_DIGITS, dumps, too_long
 from ordergate.pipeline.recovery import reconcile
-from ordergate.pipeline.registry import Service, build_service, route_summary
+from ordergate.pipeline.registry import Service, build_service
 from ordergate.pipeline.runner import Outcome, Runner
 from ordergate.pipeline.signal import Signal
 from ordergate.redact import redact
@@ -449,15 +448,3 @@ def _add_broker_logins(app: OrdergateApp, service: Service, journal: Journal) ->
     login = FlatTradeLogin(flattrade)
     app.add_route("/auth/flattrade", login)
     app.add_route("/auth/flattrade/callback", login, suffix="callback")
-
-
-def get_app() -> OrdergateApp:
-    """The app for ``waitress-serve --call ordergate.app:get_app``: config from the environment."""
-    from ordergate.logs import configure_logging
-
-    configure_logging(os.environ.get("LOG_LEVEL", "INFO"), os.environ.get("LOG_FORMAT", "text"))
-    settings = load_settings()
-    app = create_app(settings)
-    app.start_reconciler()
-    log.info("ordergate ready: environment %s; %s", settings.environment, "; ".join(route_summary(app.service)))
-    return app

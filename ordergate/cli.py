@@ -51,7 +51,12 @@ def _serve(args: argparse.Namespace) -> int:
     server.install_signal_handlers()
     routes = ", ".join(app.service.runners)
     log.info(
-        "ordergate serving on http://%s:%s (environment %s; routes %s)", host, server.port, settings.environment, routes
+        "ordergate serving on http://%s:%s (environment %s; routes %s; %s threads)",
+        host,
+        server.port,
+        settings.environment,
+        routes,
+        server.server.adj.threads,  # what waitress itself was given: WAITRESS_THREADS, default 8
     )
     for line in route_summary(app.service):
         log.info(line)

@@ -58,20 +58,91 @@ _DecimalLoader.add_constructor("tag:yaml.org,2002:float", _decimal)
 _DecimalLoader.add_constructor("tag:yaml.org,2002:str", _string)
 
 
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+def _key_names(node: yaml.Node, loader: yaml.SafeLoader) -> list[tuple[str, Any]]:
+    """What makes two keys one: the same written text (``1`` and ``"1"`` are one name to a
+    person and to a key path), or the same loaded value (``1`` and ``1.0`` are one dict key)."""
+    names: list[tuple[str, Any]] = []
+    if isinstance(node, yaml.ScalarNode):
+        names.append(("text", str(node.value)))
+    try:
+        loaded = loader.construct_object(node, deep=True)
+        hash(loaded)
+    except (TypeError, yaml.YAMLError):
+        return names
+    names.append(("value", loaded))
+    return names
+
+
+def _refuse_duplicate_keys(
+    node: yaml.Node | None, loader: yaml.SafeLoader, file: str, path: str = "", seen: set[int] | None = None
+) -> None:
+    """Refuse a mapping that writes one key twice: PyYAML would keep the last without a word.
+
+    Only keys written in the mapping itself count: a key brought in by a ``<<`` merge may be
+    overridden there, which is what merging is for.
+    """
+    seen = set() if seen is None else seen
+    if node is None or id(node) in seen:  # an alias is checked where its anchor is
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _refuse_duplicate_keys(item, loader, file, f"{path}[{index}]", seen)
+    elif isinstance(node, yaml.MappingNode):
+        first: dict[tuple[str, Any], yaml.Node] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                _refuse_duplicate_keys(value_node, loader, file, path, seen)
+                continue
+            key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else f"<{key_node.id}>"
+            where = _join(path, key)
+            names = _key_names(key_node, loader)
+            earlier = next((first[name] for name in names if name in first), None)
+            if earlier is not None:
+                raise ConfigError(
+                    f"line {key_node.start_mark.line + 1}: duplicate key {key!r}, already on line "
+                    f"{earlier.start_mark.line + 1} (YAML would silently keep only the last)",
+                    file=file,
+                    path=where,
+                )
+            for name in names:
+                first.setdefault(name, key_node)
+            _refuse_duplicate_keys(value_node, loader, file, where, seen)
+
+
 def read_yaml(path: Path) -> Any:
-    """Parse one YAML file; syntax errors become ConfigError with file and line."""
+    """Parse one YAML file; syntax errors and duplicate keys become ConfigError with file and line."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror}", file=str(path)) from None
+    loader = _DecimalLoader(text)
     try:
-        return yaml.load(text, Loader=_DecimalLoader)  # noqa: S506 - a SafeLoader subclass
+        node = loader.get_single_node()
+        _refuse_duplicate_keys(node, _DecimalLoader(""), str(path))
+        return None if node is None else loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         raise ConfigError(f"{where}{exc.problem}", file=str(path)) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"invalid YAML: {exc}", file=str(path)) from None
+    finally:
+        loader.dispose()
+
+
+def json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads(..., object_pairs_hook=json_object)``: an object that names a key twice is
+    refused (``ValueError``), where ``json`` would keep the last, like YAML, without a word."""
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key!r} in one object (JSON would silently keep only the last)")
+        result[key] = value
+    return result
 
 
 def _scalar(text: str) -> Any:
@@ -90,12 +161,59 @@ def _scalar(text: str) -> Any:
     return text
 
 
-def interpolate(node: Any, environ: Mapping[str, str], *, file: str, path: str = "") -> Any:
-    """Resolve ``${VAR}`` and ``${VAR:-default}`` in every string scalar of ``node``."""
+# Variables whose values an error message may show: ordergate's own switches, never a secret.
+PLAIN_VARIABLES = frozenset(
+    {
+        "ORDERGATE_ENV",
+        "LIVE_TRADING",
+        "BINANCE_TESTNET",
+        "BINANCE_MARKET_TYPE",
+        "BINANCE_LEVERAGE",
+        "BINANCE_MARGIN_MODE",
+        "PORT",
+        "WAITRESS_THREADS",
+        "LOG_LEVEL",
+        "LOG_FORMAT",
+    }
+)
+_SECRET_NAME = re.compile(r"SECRET|TOKEN|KEY|PASS|PWD|AUTH|CREDENTIAL|PRIVATE|URL|URI|DSN|COOKIE|SESSION|SIGN", re.I)
+_PLAIN_VALUE = re.compile(r"[A-Za-z0-9_.+-]{0,40}")
+_BOOL_OR_NUMBER = re.compile(r"true|false|yes|no|on|off|null|~|[-+]?[0-9]+(\.[0-9]*)?", re.I)
+
+
+def shown_variable(name: str, value: str, path: str) -> str:
+    """How an error names a variable that set ``path``: ``NAME=value``, or ``NAME`` alone.
+
+    The value is shown only when neither the variable's name nor the key's looks like a secret
+    (key, token, password, URL, ...), it is short and plain, and the variable is one of
+    ordergate's own switches (``PLAIN_VARIABLES``) or the value is a boolean or number word.
+    A URL can carry a token (``tgram://<bot token>/...``), so a URL is never shown.
+    """
+    key = path.rpartition(".")[2]
+    if _SECRET_NAME.search(name) or _SECRET_NAME.search(key) or not _PLAIN_VALUE.fullmatch(value):
+        return name
+    if name in PLAIN_VARIABLES or _BOOL_OR_NUMBER.fullmatch(value.strip()):
+        return f"{name}={value}"
+    return name
+
+
+def interpolate(
+    node: Any,
+    environ: Mapping[str, str],
+    *,
+    file: str,
+    path: str = "",
+    set_by: dict[str, tuple[str, ...]] | None = None,
+) -> Any:
+    """Resolve ``${VAR}`` and ``${VAR:-default}`` in every string scalar of ``node``.
+
+    ``set_by`` (when given) records, per key path, the variables whose values were used there,
+    as ``shown_variable`` names them; a default written in the file is not recorded.
+    """
     if isinstance(node, dict):
-        return {k: interpolate(v, environ, file=file, path=_join(path, k)) for k, v in node.items()}
+        return {k: interpolate(v, environ, file=file, path=_join(path, k), set_by=set_by) for k, v in node.items()}
     if isinstance(node, list):
-        return [interpolate(v, environ, file=file, path=f"{path}[{i}]") for i, v in enumerate(node)]
+        return [interpolate(v, environ, file=file, path=f"{path}[{i}]", set_by=set_by) for i, v in enumerate(node)]
     if not isinstance(node, str):
         return node
     if "${" not in node:
@@ -108,6 +226,10 @@ def interpolate(node: Any, environ: Mapping[str, str], *, file: str, path: str =
             if default is None:
                 raise ConfigError(f"environment variable {name} is not set", file=file, path=path)
             return default
+        if set_by is not None:
+            shown = shown_variable(name, found, path)
+            if shown not in set_by.get(path, ()):
+                set_by[path] = (*set_by.get(path, ()), shown)
         return found
 
     whole = _VAR.fullmatch(node) and not isinstance(node, _Quoted)
@@ -127,6 +249,24 @@ def merge(base: Any, overlay: Any) -> Any:
 
 def _join(path: str, key: object) -> str:
     return f"{path}.{key}" if path else str(key)
+
+
+def _within(path: str, prefix: str) -> bool:
+    """``path`` is ``prefix`` or lies under it (``a.b`` and ``a.b[0].c`` are within ``a.b``)."""
+    return path == prefix or path.startswith((f"{prefix}.", f"{prefix}["))
+
+
+def _forget_replaced(base: Any, overlay: Any, set_by: dict[str, tuple[str, ...]], path: str = "") -> None:
+    """Drop what ``set_by`` knows of values that merging ``overlay`` over ``base`` replaces."""
+    if not isinstance(overlay, dict):
+        return
+    for key, value in overlay.items():
+        sub = _join(path, key)
+        if isinstance(value, dict) and isinstance(base, dict) and isinstance(base.get(key), dict):
+            _forget_replaced(base[key], value, set_by, sub)
+        else:
+            for known in [p for p in set_by if _within(p, sub)]:
+                del set_by[known]
 
 
 # -- validation -------------------------------------------------------------------------------
@@ -305,6 +445,8 @@ class Settings:
     data: dict[str, Any]
     files: tuple[Path, ...]
     _origins: dict[str, Path] = field(default_factory=dict, repr=False, compare=False)
+    # key path -> the environment variables that set it, as errors may name them
+    _set_by: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False, compare=False)
 
     def origin(self, path: str) -> str:
         """The file that last set ``path`` (or its nearest parent): for error messages."""
@@ -314,6 +456,22 @@ class Settings:
                 return str(self._origins[probe])
             probe = probe.rpartition(".")[0]
         return str(self.files[-1])
+
+    def set_by(self, path: str) -> tuple[str, ...]:
+        """The variables (``NAME=value`` or ``NAME``) that set ``path``, a key under it, or the
+        scalar it lies in."""
+        names: list[str] = []
+        for known, shown in self._set_by.items():
+            if _within(known, path) or _within(path, known):
+                names.extend(name for name in shown if name not in names)
+        return tuple(names)
+
+    def explain(self, error: ConfigError) -> ConfigError:
+        """Add to ``error`` the environment variables that set the key it names, if any: the
+        user set ``LIVE_TRADING``, not ``live_trading``. Errors about other files are left alone."""
+        if error.path and not error.set_by and error.file in {str(f) for f in self.files}:
+            error.set_by = self.set_by(error.path)
+        return error
 
     @property
     def schemas_dir(self) -> Path:
@@ -358,6 +516,7 @@ def load_settings(
         )
 
     origins: dict[str, Path] = {}
+    set_by: dict[str, tuple[str, ...]] = {}
     merged: Any = {}
     for file in (base_file, env_file):
         raw = read_yaml(file)
@@ -365,17 +524,20 @@ def load_settings(
             raw = {}
         if not isinstance(raw, dict):
             raise ConfigError("the top level must be a mapping", file=str(file))
-        resolved = interpolate(raw, environ, file=str(file))
+        found: dict[str, tuple[str, ...]] = {}
+        resolved = interpolate(raw, environ, file=str(file), set_by=found)
         _record_origins(resolved, file, origins)
+        _forget_replaced(merged, resolved, set_by)
+        set_by.update(found)
         merged = merge(merged, resolved)
     # first: from here on no log line or error body can show them, validation's own included
     register_settings(merged if isinstance(merged, dict) else {}, environ)
 
-    settings = Settings(environment, base_dir.resolve(), {}, (base_file, env_file), origins)
+    settings = Settings(environment, base_dir.resolve(), {}, (base_file, env_file), origins, set_by)
     validator = Validator(SCHEMA)
     if not validator.validate(merged):
         key, message = next(flatten_errors(validator.errors))
-        raise ConfigError(message, file=settings.origin(key), path=key)
+        raise settings.explain(ConfigError(message, file=settings.origin(key), path=key))
     document = validator.document
     if document["auth"]["required"] and not document["auth"]["secret"]:
         raise ConfigError(
@@ -383,4 +545,4 @@ def load_settings(
             file=settings.origin("auth.required"),
             path="auth.secret",
         )
-    return Settings(environment, base_dir.resolve(), document, (base_file, env_file), origins)
+    return Settings(environment, base_dir.resolve(), document, (base_file, env_file), origins, set_by)

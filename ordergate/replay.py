@@ -172,7 +172,11 @@ class Replay:
     """The configured chains on paper brokers, without observers; counts every outcome."""
 
     def __init__(self, settings: Settings, *, as_sent: bool = False) -> None:
-        service = build_service(settings, paper_stand_ins(settings))
+        try:
+            stand_ins = paper_stand_ins(settings)
+        except ConfigError as error:
+            raise settings.explain(error) from None
+        service = build_service(settings, stand_ins)
         # No observers: a replay must not notify anyone of 10,000 simulated outcomes.
         self.runners = {n: Runner(r.route, r.stages) for n, r in service.runners.items()}
         self.service = service

@@ -1,4 +1,4 @@
-"""``ordergate serve`` as a real process (what ``make run`` starts), and ``get_app``."""
+"""``ordergate serve`` as a real process (what ``make run``, the Procfile and railway.ts start)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from falcon import testing
 
-from ordergate.app import get_app
 from tests.conftest import ROOT, SEED_ORDERS, raw_json
 
 
@@ -114,19 +112,6 @@ def test_serve_refuses_a_broken_config_with_file_and_key(tmp_path: pytest.TempPa
     assert f"{config / 'ordergate.yaml'}:pipelines.crypto[2].precision.max_decimals" in result.stderr
 
 
-def test_get_app_reads_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("ORDERGATE_DB", str(tmp_path / "journal.db"))
-    monkeypatch.setenv("ORDERGATE_ENV", "testnet")
-    monkeypatch.setenv("ORDERGATE_CONFIG_DIR", str(ROOT / "config"))
-    monkeypatch.setenv("WEBHOOK_SECRET", "s3cret-for-this-test")
-    app = get_app()
-    assert app.service.settings.environment == "testnet"
-    client = testing.TestClient(app)
-    assert client.simulate_post("/webhook", body=raw_json(SEED_ORDERS[3])).status_code == 401
-    result = client.simulate_post("/webhook/s3cret-for-this-test", body=raw_json(SEED_ORDERS[3]))
-    assert result.status_code == 200, result.json
-
-
 @pytest.mark.parametrize("environment", ["testnet", "live"])
 def test_serve_refuses_to_start_without_a_webhook_secret_where_orders_are_real(
     tmp_path: Path, environment: str
@@ -187,3 +172,31 @@ def test_sigterm_lets_the_signal_in_flight_finish_then_refuses_new_ones(tmp_path
     assert "finishing the requests in flight" in stderr
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+def test_the_procfile_command_honours_waitress_threads_and_drains_on_sigterm(tmp_path: Path) -> None:
+    # What Railpack starts when no start command is set: the Procfile's web line, run by a shell.
+    (command,) = [line.removeprefix("web: ") for line in (ROOT / "Procfile").read_text().splitlines() if line]
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_OWN_VARIABLES)}
+    env.update(
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",  # `python` is this venv's
+        PORT=str(port),
+        WAITRESS_THREADS="3",
+        ORDERGATE_DB=str(tmp_path / "journal.db"),
+    )
+    process = subprocess.Popen(
+        ["sh", "-c", f"exec {command}"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_healthy(port, process)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, stderr
+    assert f"ordergate serving on http://0.0.0.0:{port} (environment development; " in stderr
+    assert "; 3 threads)" in stderr  # waitress's own setting, from WAITRESS_THREADS
+    assert "finishing the requests in flight" in stderr  # the graceful stop, not waitress-serve's

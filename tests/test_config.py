@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from ordergate.cli import main
-from ordergate.config import interpolate, load_settings
+from ordergate.config import interpolate, load_settings, read_yaml, shown_variable
 from ordergate.pipeline.errors import ConfigError
 from ordergate.pipeline.registry import Service, build_service
 from ordergate.pipeline.signal import Signal
@@ -44,9 +45,18 @@ def edit(config: Path, name: str, old: str, new: str) -> Path:
 
 
 def overlay(config: Path, yaml_text: str, env: str = "development") -> Path:
-    """Append top-level keys to an environment file."""
+    """Set top-level keys of an environment file: a block the file already has under one of
+    those keys is removed first (a key written twice is refused), the new ones are appended."""
     file = config / "environments" / f"{env}.yaml"
-    file.write_text(file.read_text(encoding="utf-8") + "\n" + yaml_text + "\n", encoding="utf-8")
+    keys = {f"{key}:" for key in yaml.safe_load(yaml_text)}
+    kept: list[str] = []
+    dropping = False
+    for line in file.read_text(encoding="utf-8").splitlines():
+        if line and not line[0].isspace() and not line.startswith("#"):
+            dropping = line.split(" ", 1)[0] in keys
+        if not dropping:
+            kept.append(line)
+    file.write_text("\n".join(kept) + "\n\n" + yaml_text + "\n", encoding="utf-8")
     return file
 
 
@@ -211,6 +221,88 @@ def test_yaml_syntax_error_names_file_and_line(config: Path) -> None:
     error = config_error(config)
     assert error.file == str(file)
     assert str(error) == f"{file}: line {line}, column 16: mapping values are not allowed here"
+
+
+def _line_of(file: Path, text: str, nth: int = 1) -> int:
+    lines = [i for i, line in enumerate(file.read_text().splitlines(), 1) if text in line]
+    return lines[nth - 1]
+
+
+def test_a_route_written_twice_is_refused_naming_file_line_and_key(config: Path, capsys: Any) -> None:
+    # The incident: a second BINANCE under routes: sent BINANCE to the equities broker, and
+    # `ordergate check` said "Configuration OK".
+    file = edit(
+        config,
+        BASE,
+        "  FLATTRADE:    {broker: paper_nse, pipeline: equities, label: FlatTrade}\n",
+        "  FLATTRADE:    {broker: paper_nse, pipeline: equities, label: FlatTrade}\n"
+        "  BINANCE:      {broker: paper_nse, pipeline: equities}\n",
+    )
+    first, second = _line_of(file, "  BINANCE:  "), _line_of(file, "  BINANCE:  ", 2)
+    error = config_error(config)
+    assert (error.file, error.path) == (str(file), "routes.BINANCE")
+    assert str(error) == (
+        f"{file}:routes.BINANCE: line {second}: duplicate key 'BINANCE', already on line {first} "
+        "(YAML would silently keep only the last)"
+    )
+    assert main(["--config-dir", str(config), "check"]) == 2
+    out, err = capsys.readouterr()
+    assert "Configuration OK" not in out
+    assert f"routes.BINANCE: line {second}: duplicate key 'BINANCE'" in err
+
+
+def test_a_second_limits_block_in_an_environment_file_is_refused(config: Path) -> None:
+    file = config / "environments" / "live.yaml"
+    file.write_text(file.read_text() + "\nlimits:\n  max_notional: 5000\n")  # meant to raise, replaced all
+    first, second = _line_of(file, "limits:"), _line_of(file, "limits:", 2)
+    error = config_error(config, env="live")
+    assert (error.file, error.path) == (str(file), "limits")
+    assert f"line {second}: duplicate key 'limits', already on line {first}" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "where", "key", "line"),
+    [
+        ("stages:\n  balance:\n    enabled: false\n    enabled: true\n", "stages.balance.enabled", "enabled", 4),
+        ("stages:\n  balance: {enabled: false, enabled: true}\n", "stages.balance.enabled", "enabled", 2),
+        ("x:\n  - {a: 1}\n  - {a: 1,\n     a: 2}\n", "x[1].a", "a", 4),
+        # one name to a person (and in a key path), or one key once loaded: a duplicate all the same
+        ("x: {1: a, '1': b}\n", "x.1", "1", 1),
+        ("x: {1: a, 1.0: b}\n", "x.1.0", "1.0", 1),
+        ("x: &x {a: 1}\ny: [*x, {<<: *x, b: 1, b: 2}]\n", "y[1].b", "b", 2),
+    ],
+)
+def test_a_nested_duplicate_key_is_refused(tmp_path: Path, yaml_text: str, where: str, key: str, line: int) -> None:
+    file = tmp_path / "any.yaml"  # every YAML ordergate reads goes through read_yaml
+    file.write_text(yaml_text)
+    with pytest.raises(ConfigError) as info:
+        read_yaml(file)
+    assert (info.value.file, info.value.path) == (str(file), where)
+    assert f": line {line}: duplicate key {key!r}, already on line" in str(info.value)
+
+
+def test_a_key_from_a_merge_may_be_overridden(config: Path) -> None:
+    # Keys a << merge brings in are defaults the mapping may replace: that is what merging is for.
+    edit(config, BASE, "    - notional: {min: 10}", "    - notional: &notional {min: 10}")
+    edit(config, BASE, "    - notional: {min: 1}", "    - notional: {<<: *notional, min: 1}")
+    assert load(config).settings.data["pipelines"]["equities"][4] == {"notional": {"min": 1}}
+    edit(config, BASE, "{<<: *notional, min: 1}", "{<<: *notional, min: 1, min: 2}")
+    assert "duplicate key 'min'" in str(config_error(config))
+
+
+@pytest.mark.parametrize(
+    ("name", "old", "new", "key"),
+    [
+        # the JSON files the configuration names are read the same way: no silent last-one-wins
+        ("markets/binance-spot.json", '"markets": {\n', '"markets": {\n  "BTCUSDT": {"quote": "EUR"},\n', "BTCUSDT"),
+        ("../schemas/signal.schema.json", '"title": "Crypto order signal",', '"title": "a", "title": "b",', "title"),
+    ],
+)
+def test_a_json_file_with_a_key_written_twice_is_refused(config: Path, name: str, old: str, new: str, key: str) -> None:
+    file = edit(config, name, old, new)
+    error = config_error(config)
+    assert error.file == str(file.resolve())
+    assert f"duplicate key {key!r} in one object" in str(error)
 
 
 def test_a_bad_market_file_names_that_file(config: Path) -> None:
@@ -468,3 +560,104 @@ def test_check_reports_a_broken_file(config: Path, capsys: pytest.CaptureFixture
     out, err = capsys.readouterr()
     assert out == ""
     assert err == f"ordergate: configuration error: {file}:pipelines.crypto[2].precision.max_decimals: min value is 0\n"
+
+
+# -- errors name the environment variable the user set ----------------------------------------
+
+PAPER_ROUTES = "routes: {BINANCE: {broker: paper_binance}, BINANCE_REAL: {broker: paper_binance}}"
+
+
+@pytest.mark.usefixtures("clean_environ")
+@pytest.mark.parametrize(
+    ("env", "variable", "value", "where", "shown"),
+    [
+        *(
+            (env, "LIVE_TRADING", "perhaps", "live_trading", "LIVE_TRADING=perhaps")
+            for env in ("development", "testnet", "live")
+        ),
+        *(
+            (env, "BINANCE_TESTNET", "maybe", "brokers.binance.testnet", "BINANCE_TESTNET=maybe")
+            for env in ("testnet", "live")  # development routes nothing to binance: its options are unused
+        ),
+        *(
+            # a URL may carry a token: the variable is named, its value never shown
+            (env, "NOTIFY_URLS", "notaurl://s3cr3t", "pipelines.crypto[7].notify.targets[0].urls", "NOTIFY_URLS")
+            for env in ("development", "testnet", "live")
+        ),
+    ],
+)
+def test_check_names_the_environment_variable_that_set_a_bad_value(
+    config: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    env: str,
+    variable: str,
+    value: str,
+    where: str,
+    shown: str,
+) -> None:
+    monkeypatch.setenv("WEBHOOK_SECRET", "config-test-secret")
+    monkeypatch.setenv(variable, value)
+    if variable == "NOTIFY_URLS" and env != "development":
+        overlay(config, PAPER_ROUTES, env=env)  # check builds every routed broker: no exchange here
+    assert main(["--env", env, "--config-dir", str(config), "check"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith(f"ordergate: configuration error: {config / BASE}:{where} (set by {shown}): ")
+    assert "s3cr3t" not in err
+
+
+def test_a_secret_variable_is_named_without_its_value(config: Path) -> None:
+    edit(config, BASE, "max_body_bytes: 16384", "max_body_bytes: ${BODY_TOKEN}")
+    error = config_error(config, environ={"BODY_TOKEN": "12"})  # a number, but the name says secret
+    assert str(error) == f"{config / BASE}:server.max_body_bytes (set by BODY_TOKEN): min value is 256"
+    error = config_error(config, environ={"BODY_TOKEN": "zz-top-secret"})
+    assert "(set by BODY_TOKEN)" in str(error)
+    assert "zz-top" not in str(error)
+
+
+def test_a_value_the_environment_file_replaces_is_not_blamed_on_the_variable(config: Path) -> None:
+    assert "(set by LIVE_TRADING=maybe)" in str(config_error(config, environ={"LIVE_TRADING": "maybe"}))
+    file = overlay(config, "live_trading: maybe")
+    error = config_error(config, environ={"LIVE_TRADING": "yes"})
+    assert str(error) == f"{file}:live_trading: must be of boolean type"
+
+
+def test_an_error_about_a_key_names_every_variable_under_it(config: Path) -> None:
+    edit(config, BASE, "    label: paper\n    market_type: $", '    label: ["${A}", "${B}"]\n    market_type: $')
+    error = config_error(config, environ={"A": "1", "B": "x"})
+    assert error.path == "brokers.paper_binance.label"
+    assert "(set by A=1, B): " in str(error)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "path", "shown"),
+    [
+        ("LIVE_TRADING", "perhaps", "live_trading", "LIVE_TRADING=perhaps"),  # ordergate's own switch
+        ("CHECK_BALANCE", "off", "stages.balance.enabled", "CHECK_BALANCE=off"),  # a boolean word
+        ("MY_LIMIT", "12.5", "limits.max_notional", "MY_LIMIT=12.5"),  # a number
+        ("MY_LABEL", "hello", "brokers.x.label", "MY_LABEL"),  # any other word may be anything
+        ("ADMIN_TOKEN", "123", "auth.admin_token", "ADMIN_TOKEN"),
+        ("WEBHOOK_SECRET", "true", "auth.secret", "WEBHOOK_SECRET"),
+        ("DATABASE_URL", "1", "journal.url", "DATABASE_URL"),
+        ("NUMBER", "1", "brokers.x.api_key", "NUMBER"),  # the key says secret
+        ("LIVE_TRADING", "yes please", "live_trading", "LIVE_TRADING"),  # not a plain word
+        ("BINANCE_TESTNET", "x" * 41, "brokers.binance.testnet", "BINANCE_TESTNET"),  # too long to be a switch
+    ],
+)
+def test_which_variable_values_an_error_may_show(name: str, value: str, path: str, shown: str) -> None:
+    assert shown_variable(name, value, path) == shown
+
+
+@pytest.mark.usefixtures("clean_environ")
+def test_replay_names_the_variable_too(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # replay judges each real broker's money from its options before building anything
+    monkeypatch.setenv("WEBHOOK_SECRET", "config-test-secret")
+    monkeypatch.setenv("BINANCE_TESTNET", "maybe")
+    signals = tmp_path / "signals.jsonl"
+    signals.write_text('{"broker": "BINANCE", "symbol": "BTCUSDT", "side": "buy", "quantity": "0.001"}\n')
+    assert main(["--env", "testnet", "--config-dir", str(config), "replay", "--dry-run", str(signals)]) == 2
+    err = capsys.readouterr().err
+    assert f"{config / BASE}:brokers.binance.testnet (set by BINANCE_TESTNET=maybe): must be of boolean type" in err

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import configparser
-import json
+import re
 
 from tests.conftest import ROOT
 
@@ -22,18 +22,34 @@ def test_requirements_txt_pins_what_setup_cfg_pins() -> None:
     assert all("==" in pin for pin in declared)
 
 
-def test_deploy_files_start_the_service_and_check_health() -> None:
-    procfile = (ROOT / "Procfile").read_text()
-    assert procfile.startswith("web: waitress-serve ")
-    assert "$PORT" in procfile
-    assert "--call ordergate.app:get_app" in procfile
-    deploy = json.loads((ROOT / "railway.json").read_text())["deploy"]
-    assert deploy["healthcheckPath"] == "/readyz"
-    assert deploy["restartPolicyType"] == "ON_FAILURE"
-    assert deploy["startCommand"] == "python -m ordergate serve"
+START = "python -m ordergate serve"
+
+
+def test_every_start_path_runs_ordergate_serve() -> None:
+    # One command wherever the service starts (Railpack reads the Procfile when nothing else sets
+    # a start command; `railway config apply` sets railway.ts's), so the drain on SIGTERM, the
+    # notification flush, WAITRESS_THREADS and the one-line configuration errors hold everywhere.
+    procfile = [line for line in (ROOT / "Procfile").read_text().splitlines() if line.strip()]
+    assert procfile == [f"web: {START}"]
     railway_ts = (ROOT / ".railway" / "railway.ts").read_text()
-    assert 'healthcheck: "/readyz"' in railway_ts
-    assert 'start: "python -m ordergate serve"' in railway_ts
+    assert re.findall(r'^\s*start: "([^"]*)"', railway_ts, re.M) == [START]
+    assert re.findall(r'^\s*healthcheck: "([^"]*)"', railway_ts, re.M) == ["/readyz"]
+    assert 'RAILWAY_DEPLOYMENT_DRAINING_SECONDS: "30"' in railway_ts
+
+
+def test_one_railway_configuration_system() -> None:
+    # Railway: "A service cannot be managed by both systems at the same time"; a railway.json
+    # (or .toml) would also stop `railway config plan` for the service it manages.
+    assert not (ROOT / "railway.json").exists()
+    assert not (ROOT / "railway.toml").exists()
+    assert sorted(p.name for p in (ROOT / ".railway").iterdir()) == ["railway.ts"]
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Deploying on Railway") :]
+    section = section[: section.index("\n## ", 3)]
+    assert "railway config plan" in section
+    assert "railway config apply" in section
+    assert "waitress-serve" not in section
+    assert "get_app" not in readme
 
 
 def test_ci_runs_the_readme_test_command() -> None:

@@ -8,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from ordergate.config import read_yaml
+from ordergate.config import json_object, read_yaml
 from ordergate.pipeline.errors import BrokerError, ConfigError
 from ordergate.pipeline.money import plain
 from ordergate.pipeline.signal import Market, MarketType, Order, Placement
@@ -109,7 +109,7 @@ def load_markets(path: Path, market_type: MarketType) -> dict[str, Market]:
     file = str(path)
     if path.suffix == ".json":
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=json_object)
         except OSError as exc:
             raise ConfigError(f"cannot read: {exc.strerror}", file=file) from None
         except ValueError as exc:

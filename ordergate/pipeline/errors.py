@@ -56,13 +56,25 @@ class Rejection(OrdergateError):
 
 
 class ConfigError(OrdergateError):
-    """The configuration cannot be used; raised at startup, never per request."""
+    """The configuration cannot be used; raised at startup, never per request.
+
+    ``set_by`` names the environment variables that gave the key its value, as the user set
+    them (``LIVE_TRADING=perhaps``, or only the name for anything that may be secret); the
+    settings fill it in (``Settings.explain``), so a raise names only the file and key path.
+    """
 
     def __init__(self, message: str, *, file: str | None = None, path: str | None = None) -> None:
-        where = ":".join(p for p in (file, path) if p)
-        super().__init__(f"{where}: {message}" if where else message)
+        super().__init__(message)
+        self.message = message
         self.file = file
         self.path = path
+        self.set_by: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        where = ":".join(p for p in (self.file, self.path) if p)
+        if where and self.set_by:
+            where = f"{where} (set by {', '.join(self.set_by)})"
+        return f"{where}: {self.message}" if where else self.message
 
 
 class BrokerError(OrdergateError):

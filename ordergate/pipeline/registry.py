@@ -110,7 +110,20 @@ def build_service(
     brokers: Mapping[str, Broker] | None = None,
     account_lock: Callable[[str], AbstractContextManager[None]] | None = None,
 ) -> Service:
-    """Build brokers (unless injected) and every route's chain; raises ConfigError."""
+    """Build brokers (unless injected) and every route's chain; raises ConfigError, which
+    names the environment variables that set the key it is about (``Settings.explain``)."""
+    try:
+        return _build_service(settings, brokers, account_lock)
+    except ConfigError as error:
+        settings.explain(error)
+        raise
+
+
+def _build_service(
+    settings: Settings,
+    brokers: Mapping[str, Broker] | None,
+    account_lock: Callable[[str], AbstractContextManager[None]] | None,
+) -> Service:
     data = settings.data
     if brokers is None:
         brokers = {}

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import jsonschema
 from jsonschema.exceptions import ValidationError
 
+from ordergate.config import json_object
 from ordergate.pipeline.errors import ConfigError, Rejection
 from ordergate.pipeline.money import plain, to_decimal
 from ordergate.pipeline.signal import Order, Signal
@@ -187,7 +188,7 @@ def load_schema(path: Path) -> dict[str, Any]:
     path = path.resolve()
     if path not in _CACHE:
         try:
-            schema = json.loads(path.read_text(encoding="utf-8"), parse_float=Decimal)
+            schema = json.loads(path.read_text(encoding="utf-8"), parse_float=Decimal, object_pairs_hook=json_object)
         except OSError as exc:
             raise ConfigError(f"cannot read JSON Schema: {exc.strerror}", file=str(path)) from None
         except ValueError as exc:
