@@ -60,6 +60,8 @@ class SeedFormatter(logging.Formatter):
 # Unicode's line separators, and lone surrogates (which no stream can encode).
 _UNSAFE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 
 def _escaped(match: re.Match[str]) -> str:
     char = match.group()
@@ -106,7 +108,8 @@ class JsonFormatter(logging.Formatter):
             entry["exception"] = redact(self.formatException(record.exc_info))
         if record.stack_info:
             entry["stack"] = redact(self.formatStack(record.stack_info))
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        # a lone surrogate as its JSON escape: the line stays valid JSON that any stream can encode
+        return _SURROGATE.sub(_escaped, json.dumps(entry, ensure_ascii=False, default=str))
 
 
 class RedactingHandler(logging.StreamHandler):  # type: ignore[type-arg]
