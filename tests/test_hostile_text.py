@@ -356,7 +356,8 @@ def test_any_string_in_an_extra_field_is_stored_and_read_back_or_refused_never_a
     def check(value: str, key: str) -> None:
         nonlocal sent
         sent += 1
-        payload = {"broker": "BINANCE", "id": f"prop-{sent}", "symbol": "BTCUSDT", "side": "buy"}
+        side = ("buy", "sell")[sent % 2]  # the paper account's balances stay where they were, however many run
+        payload = {"broker": "BINANCE", "id": f"prop-{sent}", "symbol": "BTCUSDT", "side": side}
         payload |= {"quantity": "0.001", "type": "MARKET", "x": {key or "k": value}}
         status, answer = post(server, json.dumps(payload))  # lone surrogates go as \\udXXX escapes
         storable = not any(ch == "\x00" or 0xD800 <= ord(ch) <= 0xDFFF for ch in key + value)
