@@ -129,13 +129,20 @@ def parse_body(raw: bytes) -> dict[str, Any]:
         raise Rejection("Invalid payload: expected a JSON object", status=400, code="not_an_object")
     if _depth(payload, MAX_DEPTH) > MAX_DEPTH:
         raise Rejection("Invalid payload: nested too deeply", status=400, code="too_deep")
-    # JSON escapes can spell lone surrogates (no UTF-8 text holds one) and NUL (PostgreSQL
-    # refuses it): refused here, before anything is journaled, answered or logged.
+    refuse_unstorable_text(payload)
+    return payload
+
+
+def refuse_unstorable_text(payload: dict[str, Any]) -> None:
+    """A 400 naming the first field whose name or text holds a lone surrogate or NUL.
+
+    JSON escapes can spell both; no UTF-8 text holds a lone surrogate and PostgreSQL refuses
+    NUL, so either is refused before anything is journaled, answered or logged.
+    """
     found = _unstorable_text(payload)
     if found is not None:
         where, problem = found
         raise Rejection(f"Invalid text in {where}: {problem}", status=400, code="invalid_text")
-    return payload
 
 
 def _json(value: Any) -> str:

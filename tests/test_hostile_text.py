@@ -372,3 +372,23 @@ def test_any_string_in_an_extra_field_is_stored_and_read_back_or_refused_never_a
     status, history = call(server, "GET", "/signals?limit=1000")
     assert status == 200
     assert placed(app) == len(history["signals"]) > 0
+
+
+def test_replay_of_a_json_array_refuses_unstorable_text_as_the_webhook_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ORDERGATE_DB", str(tmp_path / "journal.db"))
+    for name in ("DATABASE_URL", "ORDERGATE_ENV", "WEBHOOK_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    path = tmp_path / "signals.json"
+    path.write_text(
+        f'[{{"broker": "\\ud800", {ORDER}}}, {{"broker": "BINANCE", "note": "\\u0000", {ORDER}}},'
+        f' {{"broker": "BINANCE", "note": "🚀\\u200f", {ORDER}}}]'
+    )
+    assert main(["--env", "development", "--config-dir", str(CONFIG_DIR), "replay", str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        'Invalid: 2 (item 1: Invalid text in field "broker": a lone UTF-16 surrogate (\\ud800);'
+        ' item 2: Invalid text in field "note": a NUL character (\\u0000))'
+    ) in out
+    assert re.search(r"^BINANCE +1 +0 +1$", out, re.M), out
