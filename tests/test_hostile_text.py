@@ -293,7 +293,12 @@ OLD_ROWS = {
         '{"broker": "BINANCE", "symbol": "BTC\\u001b[2JUSDT", "side": "buy", "quantity": "0.001", '
         '"type": "MARKET", "note": "\\udfff\\u0000", "\\ud83d": {"k\\u0000": ["\\ude00"]}}',
         "filled",
-        {"http_status": 200, "response": '{"success": true, "orderId": 7, "echo": "\\ud800"}', "broker_order_id": "7"},
+        {
+            "http_status": 200,
+            "response": '{"success": true, "orderId": 7, "echo": "\\ud800"}',
+            "broker_order_id": "7",
+            "idempotency_key": "BINANCE:old-2",
+        },
     ),
 }
 
@@ -320,6 +325,10 @@ def test_rows_journaled_before_the_fix_are_read_back_as_stored(
     assert re.search(r'  \\ud800 BTCUSDT 0\.001 +Invalid side: "\\ud800" \(expected buy or sell\)$', first)
     assert second.split()[1:4] == ["0000000000a0000000002", "BINANCE", "filled"]
     assert re.search(r"  BUY BTC\\u001b\[2JUSDT 0\.001 +order 7$", second)
+    # A repeat of the placed order's id is answered with its outcome, surrogate and all, placing nothing.
+    status, answer = post(server, f'{{"broker": "BINANCE", "id": "old-2", {ORDER}}}')
+    assert (status, answer) == (200, {"success": True, "orderId": 7, "echo": "\ud800", "duplicate": True})
+    assert placed(app) == 0
 
 
 def test_ordergate_signals_prints_on_a_terminal_that_cannot_show_the_text(
