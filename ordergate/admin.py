@@ -19,6 +19,7 @@ from ordergate.pipeline.errors import JournalUnavailable, Rejection
 from ordergate.pipeline.journal import Entry, Journal
 from ordergate.pipeline.money import dumps
 from ordergate.pipeline.registry import Service
+from ordergate.pipeline.text import json_text, unstorable
 
 STATUSES = ("received", "filled", "open", "rejected", "error", "unknown", "unauthorized")
 
@@ -95,17 +96,21 @@ class SignalsResource:
         if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
             raise Rejection("Invalid limit: a whole number from 1 to 1000", status=400)
         route = (req.get_param("route") or "").strip() or None
+        problem = unstorable(route) if route is not None else None
+        if problem is not None:  # PostgreSQL would refuse the query itself; no route has such a name
+            raise Rejection(f"Invalid route: it holds {problem}", status=400, code="invalid_text")
         entries = self.journal.entries(int(limit_text), status=status, route=route)
         resp.content_type = falcon.MEDIA_JSON
-        resp.text = dumps({"signals": [entry_view(e, full=False) for e in entries]}, ensure_ascii=False)
+        resp.text = json_text({"signals": [entry_view(e, full=False) for e in entries]})
 
     def on_get_one(self, req: falcon.Request, resp: falcon.Response, signal_id: str) -> None:
         self._allowed(req)
-        entry = self.journal.get(signal_id[:64])
+        # Ids are generated hex: one holding what PostgreSQL refuses (NUL) names no signal.
+        entry = self.journal.get(signal_id[:64]) if unstorable(signal_id) is None else None
         if entry is None:
             raise Rejection("No signal with this id", status=404, code="not_found")
         resp.content_type = falcon.MEDIA_JSON
-        resp.text = dumps(entry_view(entry, full=True), ensure_ascii=False)
+        resp.text = json_text(entry_view(entry, full=True))  # rows from before surrogates were refused
 
 
 class MetricsResource:

@@ -23,11 +23,12 @@ from ordergate.logs import signal_context
 from ordergate.metrics import Metrics
 from ordergate.pipeline.errors import BrokerError, JournalUnavailable, Rejection
 from ordergate.pipeline.journal import UNKNOWN, Entry, Journal, database_url
-from ordergate.pipeline.money import MAX_DIGITS, dumps, too_long
+from ordergate.pipeline.money import MAX_DIGITS, too_long
 from ordergate.pipeline.recovery import reconcile
 from ordergate.pipeline.registry import Service, build_service
 from ordergate.pipeline.runner import Outcome, Runner
 from ordergate.pipeline.signal import Signal
+from ordergate.pipeline.text import json_text, shown_field, unstorable
 from ordergate.redact import redact
 from ordergate.stages.schema import given_id
 
@@ -81,6 +82,30 @@ def _depth(value: Any, limit: int) -> int:
     return deepest
 
 
+def _field(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def _unstorable_text(value: Any, path: str = "") -> tuple[str, str] | None:
+    """The first field (its path, e.g. ``legs[0].symbol``) whose name or text cannot be stored,
+    and what it holds; None when every string can be. Depth is bounded before this runs."""
+    if isinstance(value, str):
+        problem = unstorable(value)
+        return None if problem is None else (f'field "{shown_field(path)}"', problem)
+    items: Any = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        where = _field(path, key)
+        problem = unstorable(key) if isinstance(key, str) else None
+        if problem is not None:
+            return f'the name of field "{shown_field(where)}"', problem
+        found = _unstorable_text(item, where)
+        if found is not None:
+            return found
+    return None
+
+
 def parse_body(raw: bytes) -> dict[str, Any]:
     """JSON whatever the Content-Type, numbers as Decimal; a clear 400 for anything else."""
     try:
@@ -104,11 +129,24 @@ def parse_body(raw: bytes) -> dict[str, Any]:
         raise Rejection("Invalid payload: expected a JSON object", status=400, code="not_an_object")
     if _depth(payload, MAX_DEPTH) > MAX_DEPTH:
         raise Rejection("Invalid payload: nested too deeply", status=400, code="too_deep")
+    refuse_unstorable_text(payload)
     return payload
 
 
+def refuse_unstorable_text(payload: dict[str, Any]) -> None:
+    """A 400 naming the first field whose name or text holds a lone surrogate or NUL.
+
+    JSON escapes can spell both; no UTF-8 text holds a lone surrogate and PostgreSQL refuses
+    NUL, so either is refused before anything is journaled, answered or logged.
+    """
+    found = _unstorable_text(payload)
+    if found is not None:
+        where, problem = found
+        raise Rejection(f"Invalid text in {where}: {problem}", status=400, code="invalid_text")
+
+
 def _json(value: Any) -> str:
-    return dumps(value, ensure_ascii=False)
+    return json_text(value)  # a row journaled before parse_body refused surrogates may hold one
 
 
 SECRET_FIELDS = frozenset({"passphrase", "secret", "password", "token", "api_key", "apikey", "api_secret"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import logging
 import os
 import sys
@@ -87,8 +88,16 @@ def _route_name(settings: Settings, given: str | None) -> str | None:
 
 def _signals(args: argparse.Namespace) -> int:
     from ordergate.app import open_journal
+    from ordergate.pipeline.text import unstorable
     from ordergate.tail import Tail, follow, line
 
+    for name, given in (("--route", args.route), ("--status", args.status)):
+        problem = unstorable(given) if given is not None else None
+        if problem is not None:  # e.g. a non-UTF-8 argument, which Python spells with surrogates
+            print(f"ordergate signals: {name} holds {problem}", file=sys.stderr)
+            return 2
+    if isinstance(sys.stdout, io.TextIOWrapper):  # a terminal that cannot show a character gets its escape
+        sys.stdout.reconfigure(errors="backslashreplace")
     settings = load_settings(args.env, args.config_dir)
     journal = open_journal(settings)
     try:

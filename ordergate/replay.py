@@ -33,7 +33,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ordergate.app import idempotency_key, new_signal_id, parse_body
+from ordergate.app import idempotency_key, new_signal_id, parse_body, refuse_unstorable_text
 from ordergate.brokers import broker_money
 from ordergate.brokers.base import Broker
 from ordergate.brokers.paper import PaperBroker
@@ -113,11 +113,16 @@ def _array_items(text: str, path: str) -> list[Item]:
         raise UnreadableFile(f"{path}: not JSON Lines, and not a JSON array: {exc}") from None
     if not isinstance(values, list):
         raise UnreadableFile(f"{path}: expected a JSON array of signals")
-    not_object = "Invalid payload: expected a JSON object"
-    return [
-        Item(f"item {n}", v) if isinstance(v, dict) else Item(f"item {n}", None, not_object)
-        for n, v in enumerate(values, start=1)
-    ]
+    items = []
+    for number, value in enumerate(values, start=1):
+        try:
+            if not isinstance(value, dict):
+                raise Rejection("Invalid payload: expected a JSON object", status=400)
+            refuse_unstorable_text(value)  # as the webhook would: 400 invalid_text
+            items.append(Item(f"item {number}", value))
+        except Rejection as exc:
+            items.append(Item(f"item {number}", None, exc.reason))
+    return items
 
 
 def _market_type(options: Mapping[str, Any]) -> str:

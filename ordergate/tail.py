@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from ordergate.pipeline.journal import PENDING, RUNNING, Entry, Journal
+from ordergate.pipeline.text import printable
 
 LOOKBACK_S = 5.0
 POLL_ROWS = 10_000
@@ -46,10 +47,14 @@ def result_of(entry: Entry) -> str:
 
 
 def line(entry: Entry) -> str:
-    """One signal: time, id, route, status, HTTP status, order, then the order id or the error."""
+    """One signal: time, id, route, status, HTTP status, order, then the order id or the error.
+
+    Payload text is the sender's: controls (a terminal's escape sequences), lone surrogates
+    and bidi marks in it are shown as escapes.
+    """
     http = str(entry.http_status) if entry.http_status is not None else "-"
     cells = [when(entry.received_at), entry.id, entry.route.ljust(12), entry.status.ljust(12), http.ljust(3)]
-    return "  ".join([*cells, order_of(entry.payload).ljust(24), result_of(entry)]).rstrip()
+    return printable("  ".join([*cells, order_of(entry.payload).ljust(24), result_of(entry)]).rstrip())
 
 
 class Tail:
