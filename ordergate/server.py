@@ -132,6 +132,15 @@ class EdgeChannel(HTTPChannel):
             self.request_started = time.monotonic()
         return accepted
 
+    def send_continue(self) -> None:
+        """``100 Continue`` only to a request that may go on: one already refused (a declared body
+        over the limit) gets its 413 straight away, as RFC 9110 (10.1.1) allows. waitress would
+        send ``100 Continue`` first and then, racing its own buffers, never answer at all."""
+        if self.request is not None and self.request.error is not None:
+            self.request.expect_continue = False
+            return
+        super().send_continue()
+
     @property
     def evictable(self) -> bool:
         """Nothing of it is being served or sent, and it is not already closing."""

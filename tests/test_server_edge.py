@@ -146,6 +146,26 @@ def test_a_body_declared_too_large_is_refused_from_its_headers(
         assert wait_until_closed([sock], 1.0) == []
 
 
+def test_a_body_declared_too_large_with_expect_continue_gets_its_413_not_a_continue(settings: Settings) -> None:
+    """curl and many HTTP libraries send ``Expect: 100-continue`` before a large body. waitress
+    answered ``100 Continue`` and then, racing its own buffers, nothing at all."""
+    limit = settings.data["server"]["max_body_bytes"]
+    with started(settings) as server, socket.create_connection((server.host, server.port), timeout=5) as sock:
+        sock.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 99999999\r\n\r\n")
+        status, body = read_answer(sock, ANSWER_WITHIN_S)
+        assert (status, body["error"]) == (413, f"Body over {limit} bytes")
+        assert wait_until_closed([sock], 1.0) == []
+    with started(settings) as server, socket.create_connection((server.host, server.port), timeout=5) as sock:
+        payload = signal("expect-continue-1").encode()
+        head = f"POST /webhook HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: {len(payload)}\r\n\r\n"
+        sock.sendall(head.encode())
+        sock.settimeout(ANSWER_WITHIN_S)
+        assert sock.recv(25) == b"HTTP/1.1 100 Continue\r\n\r\n"  # a body within the limit may come
+        sock.sendall(payload)
+        status, body = read_answer(sock, ANSWER_WITHIN_S)
+        assert (status, body["success"]) == (200, True)
+
+
 def test_a_chunked_body_is_refused_once_it_grows_past_the_limit(settings: Settings) -> None:
     limit = settings.data["server"]["max_body_bytes"]
     with started(settings) as server, socket.create_connection((server.host, server.port), timeout=5) as sock:
