@@ -114,11 +114,28 @@ def test_the_default_skew_is_5_s(tmp_path: Path) -> None:
     assert settings.data["routes"]["BINANCE"]["max_future_s"] == 5
 
 
-def test_without_max_age_s_a_time_is_only_carried(settings: Settings) -> None:
-    """A route that does not check ages neither refuses nor chokes on an absurd or future time."""
-    for raw_time in (literal('"2999-01-01T00:00:00Z"'), literal("-1E+59"), iso_in(3600)):
+def test_without_max_age_s_a_given_time_is_still_checked_but_not_its_age(settings: Settings) -> None:
+    """A route that does not judge ages needs no ``time``, but one that is given must be a time
+    and not from the future: it is journaled and shown as when the signal was sent."""
+    assert settings.data["routes"]["BINANCE"]["max_age_s"] is None
+    for raw_time, expected in (
+        (literal('"2999-01-01T00:00:00Z"'), (400, 0)),
+        (literal("-1E+59"), (400, 0)),
+        (literal("true"), (400, 0)),
+        (literal('{"at": 1}'), (400, 0)),
+        (iso_in(3600), (422, 0)),
+        (literal('"2020-01-01T00:00:00Z"'), (200, 1)),
+        (iso_in(-86400), (200, 1)),
+    ):
         status, answer, placed = _serve_and_post(settings, raw_time)
-        assert (status, placed) == (200, 1), answer
+        assert (status, placed) == expected, answer
+    app = create_app(settings)
+    try:
+        with serving(app) as server:
+            status, answer = server.post("{" + BTC + "}")  # no time at all: fine here
+        assert status == 200, answer
+    finally:
+        app.journal.close()
 
 
 def test_replay_as_sent_never_takes_an_absurd_time_for_the_clock(aged: Settings, tmp_path: Path) -> None:

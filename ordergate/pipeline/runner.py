@@ -177,11 +177,18 @@ def signal_time(value: object) -> float | None:
     return stamp if EARLIEST <= stamp < LATEST else None
 
 
-def stale(signal: Signal, max_age_s: int, max_future_s: int = 5) -> Rejection | None:
-    """A rejection when the signal's ``time`` is older than ``max_age_s``, more than
-    ``max_future_s`` ahead of this server's clock, or missing, unreadable, absurd."""
+def stale(signal: Signal, max_age_s: int | None, max_future_s: int = 5) -> Rejection | None:
+    """A rejection when the signal's ``time`` is unreadable or absurd (400), more than
+    ``max_future_s`` ahead of this server's clock (422), or older than ``max_age_s`` (422).
+
+    A route without ``max_age_s`` needs no ``time`` and does not judge its age, but a ``time``
+    that is given must still be one, and not from the future: it is journaled and shown as when
+    the signal was sent.
+    """
     raw = signal.payload.get("time")
     if raw is None:
+        if max_age_s is None:
+            return None
         return Rejection(
             f"Missing required field: time (this route refuses signals over {max_age_s} s old)",
             status=400,
@@ -198,7 +205,7 @@ def stale(signal: Signal, max_age_s: int, max_future_s: int = 5) -> Rejection | 
             f" (allowed skew {max_future_s} s)",
             code="future_signal",
         )
-    if age > max_age_s:
+    if max_age_s is not None and age > max_age_s:
         return Rejection(f"Signal too old: sent {age:.0f} s ago, the limit is {max_age_s} s", code="stale_signal")
     return None
 
@@ -317,9 +324,7 @@ class Runner:
         session = self.route.broker.session_error()
         if session is not None:
             return session
-        if self.route.max_age_s is not None:
-            return stale(signal, self.route.max_age_s, self.route.max_future_s)
-        return None
+        return stale(signal, self.route.max_age_s, self.route.max_future_s)
 
     def observe(self, outcome: Outcome) -> Outcome:
         """Log the seed's ERROR line and let every observer see the outcome; none can change it."""
