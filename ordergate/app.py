@@ -22,7 +22,7 @@ from ordergate.config import Settings
 from ordergate.logs import signal_context
 from ordergate.metrics import Metrics
 from ordergate.pipeline.errors import BrokerError, JournalUnavailable, Rejection
-from ordergate.pipeline.journal import UNKNOWN, Entry, Journal, database_url
+from ordergate.pipeline.journal import UNKNOWN, Entry, Journal, database_url, describe_failure
 from ordergate.pipeline.money import MAX_DIGITS, too_long
 from ordergate.pipeline.recovery import reconcile
 from ordergate.pipeline.registry import Service, build_service
@@ -239,9 +239,6 @@ class WebhookResource:
                 # journal logged the failure once; each refused signal gets one short line.
                 log.warning("Signal %s refused before any stage: journal unavailable (%s)", signal_id, exc.reason)
                 raise falcon.HTTPServiceUnavailable(description=exc.message) from None
-            except SQLAlchemyError:
-                log.exception("Journal unavailable: signal %s refused before any stage", signal_id)
-                raise falcon.HTTPServiceUnavailable(description="Journal unavailable: try again shortly") from None
             if holder is None:
                 self._run(resp, runner, Signal(id=signal_id, route=route, payload=payload, received_at=received))
                 return
@@ -361,6 +358,17 @@ def _http_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTPErro
     resp.set_headers(exc.headers or {})
 
 
+def _journal_down(req: falcon.Request, resp: falcon.Response, exc: SQLAlchemyError, params: dict[str, Any]) -> None:
+    # A journal read failed outside any runner (a repeat's look-up, the history): this request
+    # placed nothing, so 503 and the sender may retry. One line: the database's own words.
+    reason = describe_failure(exc)
+    log.error("Journal unavailable on %s %s: %s", req.method, req.uri_template or "(no route)", reason)
+    resp.status = falcon.HTTP_503
+    resp.content_type = falcon.MEDIA_JSON
+    text = f"Journal unavailable: {reason}; nothing was placed, try again shortly"
+    resp.text = redact(_json({"success": False, "error": text}))
+
+
 def _unexpected(req: falcon.Request, resp: falcon.Response, exc: Exception, params: dict[str, Any]) -> None:
     # Reached only before a runner exists for the request (the runner turns its own faults
     # into outcomes), so no order can exist yet and a 5xx retry by TradingView is safe.
@@ -468,6 +476,7 @@ def create_app(
     app.add_route("/signals/{signal_id}", history, suffix="one")
     _add_broker_logins(app, service, journal)
     app.add_error_handler(Exception, _unexpected)
+    app.add_error_handler(SQLAlchemyError, _journal_down)
     app.add_error_handler(falcon.HTTPError, _http_error)
     app.add_error_handler(Rejection, _rejection)
     app.add_error_handler(BrokerError, _broker_error)

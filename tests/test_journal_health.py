@@ -230,3 +230,30 @@ def test_a_postgresql_journal_that_cannot_be_written_stops_signals_and_readiness
         " signals answer 503 and place nothing until it is fixed",
     ]
     assert any(m.startswith("Journal writable again") for m in caplog.messages)
+
+
+def test_a_journal_that_cannot_be_read_answers_503_never_500(
+    journal_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Reads outside any runner (an id-less signal's duplicate look-up, the history) that fail
+    answer 503 with nothing placed and one short ERROR line, not a 500 with a traceback."""
+    journal_settings.data["routes"]["BINANCE"]["dedupe_window_s"] = 30  # a look-up before the claim
+    journal_settings.data["auth"]["admin_token"] = "history-token-1"
+    with own_app(journal_settings) as app, serving(app) as server:
+        assert server.post(raw_json(SEED_ORDERS[0]))[0] == 200
+        with app.journal.engine.begin() as conn:  # the table is gone: every read of it fails
+            conn.execute(sa.text("ALTER TABLE signals RENAME TO signals_moved"))
+        caplog.clear()
+        status, answer = server.post(raw_json({**SEED_ORDERS[0], "quantity": 0.002}))
+        assert status == 503, answer
+        assert answer["error"].startswith("Journal unavailable: ")
+        assert answer["error"].endswith("; nothing was placed, try again shortly")
+        assert server.request("GET", "/signals", headers={"Authorization": "Bearer history-token-1"})[0] == 503
+        assert len(paper(app).placements()) == 1
+        with app.journal.engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE signals_moved RENAME TO signals"))
+        assert server.post(raw_json({**SEED_ORDERS[0], "quantity": 0.002}))[0] == 200
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors
+    assert all(r.exc_info is None for r in errors)
+    assert all("Journal unavailable" in r.getMessage() for r in errors)

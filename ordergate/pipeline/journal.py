@@ -220,7 +220,7 @@ class Journal:
         except sa.exc.SQLAlchemyError as exc:
             if claiming and isinstance(exc, IntegrityError):
                 raise
-            self._failed(f"a write failed: {_describe(exc)}", exc)
+            self._failed(f"a write failed: {describe_failure(exc)}", exc)
         self._succeeded()
 
     def probe(self) -> None:
@@ -462,7 +462,7 @@ def _identity(path: str) -> tuple[int, int]:
     return stat.st_dev, stat.st_ino
 
 
-def _describe(exc: sa.exc.SQLAlchemyError) -> str:
+def describe_failure(exc: sa.exc.SQLAlchemyError) -> str:
     """The database's own short words for a failure (no URL, host or credentials in them)."""
     orig = getattr(exc, "orig", None)
     if isinstance(orig, sqlite3.Error):
