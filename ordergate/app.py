@@ -313,7 +313,14 @@ class WebhookResource:
                 broker_order_id=placement.order_id if placement else None,
                 trace=[s.as_dict() for s in outcome.trace],
             )
-        except Exception:  # the order stands; answer it truthfully, startup reconciles the row
+        except JournalUnavailable as exc:  # the order stands; answer it truthfully, the reconciler settles the row
+            log.error(
+                "Journal write failed for signal %s (%s); its outcome is %s",
+                outcome.signal.id,
+                exc.reason,
+                outcome.status,
+            )
+        except Exception:
             log.exception("Journal write failed for signal %s; its outcome is %s", outcome.signal.id, outcome.status)
 
     @staticmethod
@@ -433,6 +440,11 @@ class Reconciler:
         while not self._stop.wait(every_s):
             try:
                 app.reconcile(older_than_s)
+            except (JournalUnavailable, SQLAlchemyError) as exc:  # said once by the journal, or here in a line
+                reason = exc.reason if isinstance(exc, JournalUnavailable) else describe_failure(exc)
+                log.warning(
+                    "Reconciling unsettled signals: journal unavailable (%s); trying again in %.0f s", reason, every_s
+                )
             except Exception:
                 log.exception("Reconciling unsettled signals failed; trying again in %.0f s", every_s)
 

@@ -257,3 +257,40 @@ def test_a_journal_that_cannot_be_read_answers_503_never_500(
     assert errors
     assert all(r.exc_info is None for r in errors)
     assert all("Journal unavailable" in r.getMessage() for r in errors)
+
+
+def test_a_failed_outcome_write_still_answers_the_placed_order_and_the_reconciler_settles_it(
+    journal_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The order exists once it is placed: an outcome the journal cannot record is still
+    answered as it is (one ERROR line, no traceback), and the row, left ``placing``, is settled
+    by the reconciler from the broker once the journal can be written again."""
+    refuse = {
+        name: [s.replace("placing", "filled").replace("refuse_filled", "refuse_finish") for s in statements]
+        for name, statements in REFUSE_PLACING.items()
+    }
+    with own_app(journal_settings) as app, serving(app) as server:
+        engine = app.journal.engine
+        with engine.begin() as conn:
+            for statement in refuse[engine.dialect.name]:
+                conn.execute(sa.text(statement))
+        caplog.clear()
+        status, body = server.post(order("outcome-not-recorded"))
+        assert (status, body["success"], body["status"]) == (200, True, "FILLED")
+        errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert [r.getMessage().split(" (")[0] for r in errors if "Journal write failed" in r.getMessage()] == [
+            f"Journal write failed for signal {body['signalId']}"
+        ]
+        assert all(r.exc_info is None for r in errors)
+        entry = app.journal.get(body["signalId"])
+        assert entry is not None
+        assert entry.status == "placing"
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text("DROP TRIGGER refuse_finish" + (" ON signals" if engine.dialect.name == "postgresql" else ""))
+            )
+        assert app.reconcile(older_than_s=0) == 1
+        settled = app.journal.get(body["signalId"])
+        assert settled is not None
+        assert (settled.status, settled.broker_order_id) == ("filled", str(body["orderId"]))
+        assert len(paper(app).placements()) == 1
