@@ -84,9 +84,9 @@ class Gate:
 def hops(header: str, value: str) -> list[str]:
     """The addresses a forwarding header lists, the client first, the nearest proxy's peer last."""
     if header == "x-real-ip":
-        return [value.strip()]
-    if header != "forwarded":
-        return [h.strip() for h in value.split(",") if h.strip()]
+        return [_node_address(value.strip())]
+    if header != "forwarded":  # some proxies write a port too: 52.89.214.238:51234, [2001:db8::1]:443
+        return [_node_address(h.strip()) for h in value.split(",") if h.strip()]
     found = []
     for element in value.split(","):  # RFC 7239: for=192.0.2.60;proto=https, for="[2001:db8::1]:4711"
         node = "unknown"

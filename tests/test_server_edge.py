@@ -319,8 +319,19 @@ def allowlisted(settings: Settings, trusted: list[str], header: str = "x-forward
         (["127.0.0.1"], "X-Forwarded-For", f"1.2.3.4, {TRADINGVIEW_IPS[0]}", 200),  # nearest hop decides
         (["127.0.0.1"], "X-Forwarded-For", f"{TRADINGVIEW_IPS[0]}, 1.2.3.4", 401),  # a forged first hop
         (["127.0.0.0/8", "10.0.0.0/8"], "X-Forwarded-For", f"{TRADINGVIEW_IPS[0]}, 10.1.2.3", 200),
+        (["127.0.0.1"], "X-Forwarded-For", f"{TRADINGVIEW_IPS[0]}:51234", 200),  # a proxy that adds the port
+        (["127.0.0.1"], "X-Forwarded-For", "1.2.3.4:51234", 401),
     ],
-    ids=["via-proxy", "not-tradingview", "untrusted-proxy", "two-hops", "forged-hop", "proxy-networks"],
+    ids=[
+        "via-proxy",
+        "not-tradingview",
+        "untrusted-proxy",
+        "two-hops",
+        "forged-hop",
+        "proxy-networks",
+        "with-port",
+        "not-tradingview-with-port",
+    ],
 )
 def test_forwarded_addresses_reach_the_allowlist_from_trusted_proxies_only(
     settings: Settings, trusted: list[str], header: str, value: str, status: int
@@ -338,6 +349,7 @@ def test_forwarded_addresses_reach_the_allowlist_from_trusted_proxies_only(
         ("forwarded", f"for={TRADINGVIEW_IPS[0]}, for=1.2.3.4", 401),
         ("forwarded", "for=unknown", 401),
         ("x-real-ip", TRADINGVIEW_IPS[0], 200),
+        ("x-real-ip", f" {TRADINGVIEW_IPS[0]}:443 ", 200),
         ("x-real-ip", "1.2.3.4", 401),
     ],
 )
