@@ -299,6 +299,14 @@ def validate(
     return normalized
 
 
+# Cerberus' words for a wrong type, as a user who typed the value reads them.
+_PLAIN_WORDS = {
+    "must be of boolean type": "must be true or false (also yes/no, on/off)",
+    "must be of integer type": "must be a whole number",
+    "must be of decimal type": "must be a number",
+}
+
+
 def flatten_errors(errors: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
     """Turn Cerberus' nested error dict into ``("a.b[0].c", "message")`` pairs."""
     if isinstance(errors, dict):
@@ -308,7 +316,7 @@ def flatten_errors(errors: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
     elif isinstance(errors, list):
         for item in errors:
             if isinstance(item, str):
-                yield prefix, item
+                yield prefix, _PLAIN_WORDS.get(item, item)
             else:
                 yield from flatten_errors(item, prefix)
 

@@ -119,7 +119,7 @@ CRYPTO_MIDDLE = (
             "precision: {max_decimals: 0}",
             "precision: {max_decimals: many}",
             "pipelines.equities[3].precision.max_decimals",
-            "must be of integer type",
+            "must be a whole number",
         ),
         (
             BASE,
@@ -620,7 +620,7 @@ def test_a_value_the_environment_file_replaces_is_not_blamed_on_the_variable(con
     assert "(set by LIVE_TRADING=maybe)" in str(config_error(config, environ={"LIVE_TRADING": "maybe"}))
     file = overlay(config, "live_trading: maybe")
     error = config_error(config, environ={"LIVE_TRADING": "yes"})
-    assert str(error) == f"{file}:live_trading: must be of boolean type"
+    assert str(error) == f"{file}:live_trading: must be true or false (also yes/no, on/off)"
 
 
 def test_an_error_about_a_key_names_every_variable_under_it(config: Path) -> None:
@@ -660,4 +660,5 @@ def test_replay_names_the_variable_too(
     signals.write_text('{"broker": "BINANCE", "symbol": "BTCUSDT", "side": "buy", "quantity": "0.001"}\n')
     assert main(["--env", "testnet", "--config-dir", str(config), "replay", "--dry-run", str(signals)]) == 2
     err = capsys.readouterr().err
-    assert f"{config / BASE}:brokers.binance.testnet (set by BINANCE_TESTNET=maybe): must be of boolean type" in err
+    expected = "brokers.binance.testnet (set by BINANCE_TESTNET=maybe): must be true or false (also yes/no, on/off)"
+    assert f"{config / BASE}:{expected}" in err
