@@ -23,7 +23,12 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def _networks(entries: Iterable[str]) -> tuple[Network, ...]:
-    return tuple(ipaddress.ip_network(e.strip(), strict=False) for e in entries if e.strip())
+    """Addresses and networks; ``tradingview`` stands for TradingView's webhook addresses."""
+    found: list[Network] = []
+    for entry in (e.strip() for e in entries):
+        names = TRADINGVIEW_IPS if entry.lower() == "tradingview" else (entry,) if entry else ()
+        found.extend(ipaddress.ip_network(name, strict=False) for name in names)
+    return tuple(found)
 
 
 class Gate:

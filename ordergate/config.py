@@ -9,6 +9,7 @@ path, and all of it happens at startup.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -273,10 +274,33 @@ def _forget_replaced(base: Any, overlay: Any, set_by: dict[str, tuple[str, ...]]
 
 
 class Validator(cerberus.Validator):  # type: ignore[misc]
-    """Cerberus with a ``decimal`` type: config numbers are Decimal (or int), never float."""
+    """Cerberus with a ``decimal`` type: config numbers are Decimal (or int), never float.
+
+    Also ``coerce: address_list`` (a YAML list, or one string of addresses separated by commas
+    or spaces, as an environment variable carries it) and ``check_with: network`` (an IP
+    address, a network such as ``100.64.0.0/10``, or ``tradingview`` for TradingView's four).
+    """
 
     types_mapping: ClassVar[dict[str, Any]] = dict(cerberus.Validator.types_mapping)
     types_mapping["decimal"] = cerberus.TypeDefinition("decimal", (int, Decimal), (bool,))
+
+    def _normalize_coerce_address_list(self, value: Any) -> Any:
+        if value is None:
+            return []
+        if isinstance(value, str):
+            return [part for part in re.split(r"[\s,]+", value) if part]
+        return value
+
+    def _normalize_coerce_lower(self, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    def _check_with_network(self, field: str, value: Any) -> None:
+        if not isinstance(value, str) or value.strip().lower() == "tradingview":
+            return
+        try:
+            ipaddress.ip_network(value.strip(), strict=False)
+        except ValueError:
+            self._error(field, f"{value!r} is not an IP address or network (e.g. 52.89.214.238, 100.64.0.0/10)")
 
 
 def validate(
@@ -322,6 +346,12 @@ def flatten_errors(errors: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
 
 
 _STAGE_ITEM = {"type": ["string", "dict"]}
+_ADDRESSES = {
+    "type": "list",
+    "coerce": "address_list",
+    "schema": {"type": "string", "check_with": "network"},
+    "default": [],
+}
 
 SCHEMA: dict[str, Any] = {
     "server": {
@@ -346,11 +376,13 @@ SCHEMA: dict[str, Any] = {
             "required": {"type": "boolean", "default": False},
             # Bearer token of the signal history API (off without it) and of /metrics
             "admin_token": {"type": "string", "nullable": True, "default": None},
-            "allow_ips": {"type": "list", "schema": {"type": "string"}, "default": []},
-            "trusted_proxies": {"type": "list", "schema": {"type": "string"}, "default": []},
+            # a list, or one string "52.89.214.238, 100.64.0.0/10" (ALLOW_IPS, TRUSTED_PROXIES)
+            "allow_ips": _ADDRESSES,
+            "trusted_proxies": _ADDRESSES,
             # the header in which trusted_proxies name the client (only theirs is believed)
             "client_address_header": {
                 "type": "string",
+                "coerce": "lower",
                 "allowed": ["x-forwarded-for", "forwarded", "x-real-ip"],
                 "default": "x-forwarded-for",
             },

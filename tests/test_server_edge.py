@@ -26,8 +26,9 @@ import pytest
 
 from ordergate.app import create_app
 from ordergate.auth import TRADINGVIEW_IPS
-from ordergate.config import Settings
-from tests.conftest import SEED_ORDERS, LiveServer, serving
+from ordergate.config import Settings, load_settings
+from ordergate.pipeline.errors import ConfigError
+from tests.conftest import CONFIG_DIR, SEED_ORDERS, LiveServer, serving
 
 # The acceptance bound: TradingView gives up after 3 s; a real signal is answered within 1 s.
 ANSWER_WITHIN_S = 1.0
@@ -364,3 +365,34 @@ def test_only_the_configured_header_is_believed(settings: Settings) -> None:
     with started(allowlisted(settings, ["127.0.0.1"])) as server:
         got, _ = server.request("POST", "/webhook", signal("wrong-header"), {"Forwarded": f"for={TRADINGVIEW_IPS[0]}"})
     assert got == 401
+
+
+def test_the_allowlist_from_the_environment_as_railway_sets_it(tmp_path: Path) -> None:
+    """On Railway the configuration is variables: one string each, ``tradingview`` for its four."""
+    environ = {
+        "ORDERGATE_DB": str(tmp_path / "journal.db"),
+        "ALLOW_IPS": "tradingview",
+        "TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1",
+        "CLIENT_ADDRESS_HEADER": "X-Real-IP",
+    }
+    settings = load_settings("development", CONFIG_DIR, environ=environ)
+    assert settings.data["auth"]["allow_ips"] == ["tradingview"]
+    assert settings.data["auth"]["trusted_proxies"] == ["10.0.0.0/8", "127.0.0.1"]
+    with started(settings) as server:
+        for address, status in [(TRADINGVIEW_IPS[3], 200), ("1.2.3.4", 401)]:
+            got, body = server.request("POST", "/webhook", signal(f"env-{address}"), {"X-Real-IP": address})
+            assert got == status, body
+        got, body = server.request("POST", "/webhook", signal("env-xff"), {"X-Forwarded-For": TRADINGVIEW_IPS[0]})
+        assert got == 401, body  # only the configured header is believed
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("ALLOW_IPS", "52.89.214"), ("TRUSTED_PROXIES", "10.0.0.0/8 edge"), ("CLIENT_ADDRESS_HEADER", "x-client")],
+)
+def test_an_address_setting_that_is_no_address_is_a_config_error_naming_the_variable(
+    tmp_path: Path, variable: str, value: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings("development", CONFIG_DIR, environ={"ORDERGATE_DB": str(tmp_path / "j.db"), variable: value})
+    assert f"(set by {variable}" in str(caught.value)
