@@ -16,7 +16,7 @@ import falcon
 from sqlalchemy.exc import SQLAlchemyError
 
 from ordergate.admin import AdminToken, MetricsResource, ReadyResource, SignalsResource
-from ordergate.auth import Gate
+from ordergate.auth import Gate, RefusalBudget
 from ordergate.brokers.base import Broker
 from ordergate.config import Settings
 from ordergate.logs import signal_context
@@ -186,6 +186,7 @@ class WebhookResource:
         duplicate_wait_s: float,
         gate: Gate,
         metrics: Metrics,
+        refusals: RefusalBudget | None = None,
     ) -> None:
         self.service = service
         self.max_body = max_body
@@ -193,6 +194,7 @@ class WebhookResource:
         self.duplicate_wait_s = duplicate_wait_s
         self.gate = gate
         self.metrics = metrics
+        self.refusals = refusals or RefusalBudget(60)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, secret: str | None = None) -> None:
         signal_id = new_signal_id()
@@ -263,17 +265,31 @@ class WebhookResource:
         """401, journaled without the payload (it may hold a guessed secret)."""
         # the connection's own address too: behind a proxy, what auth.trusted_proxies must hold
         via = f" (connection from {peer})" if peer and peer != client else ""
-        log.warning("Unauthorized signal from %s%s", client or "unknown address", via)
         body = {"success": False, "error": "Unauthorized", "signalId": signal_id}
         self.metrics.count("?", "unauthorized")
-        self.journal.record(signal_id, "?", "unauthorized", 401, body)
+        if self._noted():
+            log.warning("Unauthorized signal from %s%s", client or "unknown address", via)
+            self.journal.record(signal_id, "?", "unauthorized", 401, body)
         raise Rejection("Unauthorized", status=401, code="unauthorized")
 
     def _refuse(self, signal_id: str, route: str, rejection: Rejection) -> NoReturn:
         body = {"success": False, "error": rejection.reason, "code": rejection.code, "signalId": signal_id}
         self.metrics.count("?", "rejected", stage="route", reason=rejection.code or "invalid")
-        self.journal.record(signal_id, route, "rejected", rejection.status, body)
+        if self._noted():
+            self.journal.record(signal_id, route, "rejected", rejection.status, body)
         raise rejection
+
+    def _noted(self) -> bool:
+        """Whether this refusal before any route is journaled and logged (see RefusalBudget)."""
+        noted = self.refusals.allow()
+        report = self.refusals.left_out()
+        if report is not None:
+            log.warning(
+                "%d requests refused before any route in the last %.0f s were counted in /metrics but not"
+                " journaled or logged one by one (journal.refusals_per_minute)",
+                *report,
+            )
+        return noted
 
     def _repeat(self, resp: falcon.Response, first: Entry) -> None:
         """A repeat of a signal id that another request owns: its outcome, or 202 while it has none.
@@ -476,7 +492,9 @@ def create_app(
     if not gate.enabled:
         log.warning("WEBHOOK_SECRET is not set: anyone who finds this URL can send signals")
     metrics = app.metrics
-    webhook = WebhookResource(service, settings.data["server"]["max_body_bytes"], journal, wait, gate, metrics)
+    refusals = RefusalBudget(int(settings.data["journal"]["refusals_per_minute"]))
+    max_body = settings.data["server"]["max_body_bytes"]
+    webhook = WebhookResource(service, max_body, journal, wait, gate, metrics, refusals)
     app.add_route("/webhook", webhook)
     app.add_route("/webhook/{secret}", webhook)
     app.add_route("/healthz", HealthResource(service))

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 # TradingView's webhook source addresses (tradingview.com support article 43000529348).
@@ -110,3 +112,42 @@ def _node_address(node: str) -> str:
     if node.count(":") == 1:
         return node.partition(":")[0]
     return node
+
+
+class RefusalBudget:
+    """How many requests refused before any route (401s, unknown brokers) are journaled and
+    logged one by one: ``per_minute``, as a token bucket. Beyond it they are only counted (the
+    metrics still see each), and one line a minute says how many were left out, so a flood of
+    bad requests can neither fill the disk nor push real signals out of the history and the log.
+    """
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute = per_minute
+        self.clock = clock
+        self._tokens = float(per_minute)
+        self._last = clock()
+        self._left_out = 0
+        self._since = self._last
+        self._lock = threading.Lock()
+
+    def allow(self) -> bool:
+        """True when this refusal may be journaled and logged; False: count it only."""
+        with self._lock:
+            now = self.clock()
+            self._tokens = min(float(self.per_minute), self._tokens + (now - self._last) * self.per_minute / 60)
+            self._last = now
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return True
+            self._left_out += 1
+            return False
+
+    def left_out(self) -> tuple[int, float] | None:
+        """Once a minute at most: how many refusals were left out, and over how many seconds."""
+        with self._lock:
+            now = self.clock()
+            if not self._left_out or now - self._since < 60:
+                return None
+            report = (self._left_out, now - self._since)
+            self._left_out, self._since = 0, now
+            return report

@@ -402,6 +402,9 @@ SCHEMA: dict[str, Any] = {
             # a sent order absent this long is taken as never placed (retryable): Binance may
             # still execute an order seconds after its answer timed out
             "absent_after_s": {"type": "decimal", "min": 10, "max": 86400, "default": 120},
+            # requests refused before any route (401, unknown broker) journaled and logged a
+            # minute; beyond it only counted, so a flood cannot fill the disk or the history
+            "refusals_per_minute": {"type": "integer", "min": 1, "max": 1_000_000, "default": 60},
         },
     },
     "paths": {

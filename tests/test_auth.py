@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 from collections.abc import Callable
@@ -13,10 +14,10 @@ import pytest
 from falcon import testing
 
 from ordergate.app import OrdergateApp, create_app
-from ordergate.auth import TRADINGVIEW_IPS
+from ordergate.auth import TRADINGVIEW_IPS, RefusalBudget
 from ordergate.brokers.paper import PaperBroker
 from ordergate.config import Settings, load_settings
-from tests.conftest import CONFIG_DIR, SEED_ORDERS
+from tests.conftest import CONFIG_DIR, SEED_ORDERS, serving
 
 SECRET = "correct-horse-battery-staple-42"
 
@@ -166,3 +167,49 @@ def test_max_age_refuses_stale_signals(settings: Settings, sent_at: SentAt, stat
     if error:
         assert result.json["error"].startswith(error)
         assert orders(app) == 0
+
+
+def test_the_refusal_budget_is_a_token_bucket_that_reports_what_it_left_out() -> None:
+    now = [0.0]
+    budget = RefusalBudget(3, clock=lambda: now[0])
+    assert [budget.allow() for _ in range(5)] == [True, True, True, False, False]
+    assert budget.left_out() is None  # said at most once a minute
+    now[0] = 20.0  # a third of a minute: one refusal's worth
+    assert [budget.allow() for _ in range(2)] == [True, False]
+    now[0] = 60.0
+    assert budget.left_out() == (3, 60.0)
+    assert budget.left_out() is None
+    now[0] = 1000.0  # refilled, never above the minute's worth
+    assert [budget.allow() for _ in range(4)] == [True, True, True, False]
+
+
+def test_a_flood_of_refused_requests_is_counted_but_journals_and_logs_only_the_budget(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Unauthenticated requests cannot fill the disk or push real signals out of the history."""
+    environ = {"ORDERGATE_DB": str(tmp_path / "journal.db"), "WEBHOOK_SECRET": "flood-secret-1"}
+    settings = load_settings("development", CONFIG_DIR, environ=environ)
+    settings.data["journal"]["refusals_per_minute"] = 5
+    app = create_app(settings)
+    try:
+        with serving(app) as server:
+            statuses = [server.post(json.dumps({**SEED_ORDERS[0], "passphrase": f"guess-{i}"}))[0] for i in range(40)]
+            statuses += [
+                server.post(json.dumps({**SEED_ORDERS[0], "broker": "NOPE", "passphrase": "flood-secret-1"}))[0]
+                for _ in range(10)
+            ]
+            good = server.post(json.dumps({**SEED_ORDERS[0], "passphrase": "flood-secret-1"}))
+            conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
+            conn.request("GET", "/metrics")
+            metrics = conn.getresponse().read().decode()
+            conn.close()
+        rows = list(app.journal.entries(1000))
+    finally:
+        app.journal.close()
+    assert statuses == [401] * 40 + [400] * 10
+    assert good[0] == 200
+    refused = [r for r in rows if r.status in ("unauthorized", "rejected")]
+    assert 5 <= len(refused) <= 6  # the minute's budget (and what refilled while the flood ran)
+    assert [r.status for r in rows].count("filled") == 1
+    assert 'ordergate_signals_total{outcome="unauthorized",route="?"} 40.0' in metrics
+    assert len([r for r in caplog.records if "Unauthorized signal from" in r.getMessage()]) <= 6
