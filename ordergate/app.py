@@ -29,7 +29,7 @@ from ordergate.pipeline.registry import Service, build_service
 from ordergate.pipeline.runner import Outcome, Runner
 from ordergate.pipeline.signal import Signal
 from ordergate.pipeline.text import json_text, shown_field, unstorable
-from ordergate.redact import redact
+from ordergate.redact import redacted_dumps
 from ordergate.stages.schema import given_id
 
 log = logging.getLogger("ordergate")
@@ -343,7 +343,7 @@ class WebhookResource:
     def _answer(resp: falcon.Response, status: int, body: dict[str, Any]) -> None:
         resp.status = falcon.code_to_http_status(status)
         resp.content_type = falcon.MEDIA_JSON
-        resp.text = redact(_json(body))
+        resp.text = redacted_dumps(body, _json)
 
 
 class HealthResource:
@@ -365,19 +365,19 @@ def _rejection(req: falcon.Request, resp: falcon.Response, exc: Rejection, param
     body: dict[str, Any] = {"success": False, "error": exc.reason}
     if exc.code:
         body["code"] = exc.code
-    resp.text = redact(_json(body))
+    resp.text = redacted_dumps(body, _json)
 
 
 def _broker_error(req: falcon.Request, resp: falcon.Response, exc: BrokerError, params: dict[str, Any]) -> None:
     resp.status = falcon.code_to_http_status(exc.status)
     resp.content_type = falcon.MEDIA_JSON
-    resp.text = redact(_json({"success": False, "error": exc.message}))
+    resp.text = redacted_dumps({"success": False, "error": exc.message}, _json)
 
 
 def _http_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTPError, params: dict[str, Any]) -> None:
     resp.status = exc.status
     resp.content_type = falcon.MEDIA_JSON
-    resp.text = redact(_json({"success": False, "error": exc.description or exc.title}))
+    resp.text = redacted_dumps({"success": False, "error": exc.description or exc.title}, _json)
     resp.set_headers(exc.headers or {})
 
 
@@ -389,7 +389,7 @@ def _journal_down(req: falcon.Request, resp: falcon.Response, exc: SQLAlchemyErr
     resp.status = falcon.HTTP_503
     resp.content_type = falcon.MEDIA_JSON
     text = f"Journal unavailable: {reason}; nothing was placed, try again shortly"
-    resp.text = redact(_json({"success": False, "error": text}))
+    resp.text = redacted_dumps({"success": False, "error": text}, _json)
 
 
 def _unexpected(req: falcon.Request, resp: falcon.Response, exc: Exception, params: dict[str, Any]) -> None:
@@ -400,7 +400,7 @@ def _unexpected(req: falcon.Request, resp: falcon.Response, exc: Exception, para
     log.exception("Unexpected error on %s %s", req.method, req.uri_template or "(no route)")
     resp.status = falcon.HTTP_500
     resp.content_type = falcon.MEDIA_JSON
-    resp.text = redact(_json({"success": False, "error": "Internal error"}))
+    resp.text = redacted_dumps({"success": False, "error": "Internal error"}, _json)
 
 
 class OrdergateApp(falcon.App):  # type: ignore[type-arg]

@@ -18,9 +18,10 @@ It costs a few microseconds on a 1 KB text (see the README), so error answers us
 
 from __future__ import annotations
 
+import json
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -67,7 +68,9 @@ class Secrets:
                 continue
             value = value.strip()
             if len(value) >= MIN_SECRET and value != REDACTED:
-                wanted.update({value, quote(value, safe="")})
+                # as written, URL-quoted, and as JSON writes it (escaped, and ASCII-only)
+                escaped = {json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
+                wanted.update({value, quote(value, safe=""), *escaped})
         with self._lock:
             if not wanted <= set(self._values):
                 self._values = tuple(sorted(set(self._values) | wanted, key=len, reverse=True))
@@ -111,6 +114,40 @@ known = Secrets()
 def redact(text: str) -> str:
     """``text`` with every known secret and secret-looking value replaced by ``[redacted]``."""
     return known.redact(text)
+
+
+_SECRET_KEY = re.compile(rf"(?:{_FIELD})", re.IGNORECASE)
+
+
+def redact_value(value: Any) -> Any:
+    """A copy of a JSON-like ``value`` with every string redacted and the value of every
+    secret-named key (``passphrase``, ``api_key``, ``token``, ...) replaced by ``[redacted]``,
+    whatever its type: the structure stays, so its JSON stays valid."""
+    if isinstance(value, str):
+        return known.redact(value)
+    if isinstance(value, Mapping):
+        return {
+            known.redact(str(k)): (
+                REDACTED if _SECRET_KEY.fullmatch(str(k)) and v not in (None, "") else redact_value(v)
+            )
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [redact_value(v) for v in value]
+    return value
+
+
+def redacted_dumps(value: Any, dump: Callable[[Any], str]) -> str:
+    """``dump(value)`` (a JSON text) with no secret in it.
+
+    The text is checked whole (a few microseconds); only when something in it would be redacted
+    is ``value`` redacted piece by piece (:func:`redact_value`) and dumped again, because
+    replacing inside the text could cut a JSON value in half (``"token": {"a": 1}``).
+    """
+    text = dump(value)
+    if known.redact(text) == text:
+        return text
+    return dump(redact_value(value))
 
 
 def register(*values: object) -> None:

@@ -256,3 +256,47 @@ def test_a_json_log_line_with_a_lone_surrogate_is_written_as_valid_json() -> Non
     written = stream.getvalue()
     written.encode("utf-8")
     assert json.loads(written)["message"] == "Unknown broker: \ud800x\ny"
+
+
+def test_a_secret_named_field_of_any_shape_is_stored_redacted_and_the_history_still_reads_it(
+    tmp_path: Path,
+) -> None:
+    """Redacting inside the JSON text would cut ``"token": {"a": 1}`` in half and leave a row
+    no one can read: the value is replaced whole, whatever its type."""
+    from ordergate.app import create_app
+    from tests.conftest import serving
+
+    environ = {"ORDERGATE_DB": str(tmp_path / "journal.db"), **SECRETS}
+    settings = load_settings("development", CONFIG_DIR, environ=environ)
+    app = create_app(settings)
+    extra = {
+        "token": {"a": 1},  # a top-level secret field is not kept at all
+        "meta": {
+            "token": {"a": 1},
+            "api_key": [1, "two"],
+            "password": 123,
+            "note": f'say "{SECRETS["ADMIN_TOKEN"]}"',
+        },
+        "Authorization": "",
+    }
+    try:
+        with serving(app) as server:
+            placed = {**SEED_ORDERS[0], "passphrase": SECRETS["WEBHOOK_SECRET"], **extra}
+            status, answer = server.post(json.dumps(placed))
+            assert status == 200, answer
+            status, entry = server.request(
+                "GET", f"/signals/{answer['signalId']}", headers={"Authorization": f"Bearer {SECRETS['ADMIN_TOKEN']}"}
+            )
+    finally:
+        app.journal.close()
+    assert status == 200, entry
+    payload = entry["payload"]
+    assert "token" not in payload
+    assert payload["meta"] == {
+        "token": REDACTED,
+        "api_key": REDACTED,
+        "password": REDACTED,
+        "note": f'say "{REDACTED}"',
+    }
+    assert payload["Authorization"] == ""  # nothing there to hide
+    assert payload["symbol"] == "BTCUSDT"

@@ -44,7 +44,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ordergate.pipeline.errors import JournalUnavailable
 from ordergate.pipeline.money import dumps
-from ordergate.redact import redact
+from ordergate.redact import redacted_dumps
 
 metadata = sa.MetaData()
 
@@ -454,7 +454,7 @@ class Journal:
 def _stored(value: Any) -> str:
     """JSON as the journal keeps it: with every known secret redacted (ordergate.redact), so a
     secret a sender put in another field, or an answer quoting one, is never stored."""
-    return redact(dumps(value))
+    return redacted_dumps(value, dumps)
 
 
 def _identity(path: str) -> tuple[int, int]:
