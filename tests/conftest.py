@@ -194,15 +194,21 @@ def journal_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
         yield settings
         return
     # Asked for here, not as an argument: a run that needs no PostgreSQL never starts one.
-    url: str = request.getfixturevalue("postgres_url")
+    with own_schema(request.getfixturevalue("postgres_url")) as url:
+        settings.data["journal"]["url"] = url
+        yield settings
+
+
+@contextmanager
+def own_schema(server_url: str) -> Iterator[str]:
+    """A URL of ``server_url`` whose tables live in a schema of their own, dropped at the end."""
     schema = f"test_{secrets.token_hex(6)}"
-    admin = sa.create_engine(url)
+    admin = sa.create_engine(server_url)
     with admin.begin() as conn:
         conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    separator = "&" if "?" in url else "?"
-    settings.data["journal"]["url"] = f"{url}{separator}options=-csearch_path%3D{schema}"
+    separator = "&" if "?" in server_url else "?"
     try:
-        yield settings
+        yield f"{server_url}{separator}options=-csearch_path%3D{schema}"
     finally:
         with admin.begin() as conn:
             conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -23,7 +22,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, own_schema
 from tests.test_cli_serve import free_port, start_serve
 
 SECRET = "wh-secret-7Qe2nX4vLp"
@@ -94,18 +93,8 @@ def journal_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'journal.db'}"
         return
-    url: str = request.getfixturevalue("postgres_url")
-    schema = f"test_{secrets.token_hex(6)}"
-    admin = sa.create_engine(url)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    separator = "&" if "?" in url else "?"
-    try:
-        yield f"{url}{separator}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with own_schema(request.getfixturevalue("postgres_url")) as url:
+        yield url
 
 
 def _journal_env(url: str) -> dict[str, str]:

@@ -215,46 +215,38 @@ def test_the_journal_stores_no_secret_a_sender_put_elsewhere_or_an_answer_quoted
     assert stored.count(REDACTED) >= 2
 
 
+def logged_line(fmt: str, message: str, *args: object) -> str:
+    """What the one handler, in ``fmt``, writes for one WARNING record."""
+    import io
+    import logging
+
+    from ordergate.logs import make_handler
+
+    stream = io.StringIO()
+    logger = logging.getLogger(f"ordergate.test.{fmt}")
+    handler = make_handler(fmt, stream)
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning(message, *args)
+    finally:
+        logger.removeHandler(handler)
+    written = stream.getvalue()
+    written.encode("utf-8")  # no lone surrogate reached the stream
+    return written
+
+
 def test_a_senders_text_cannot_forge_or_break_a_text_log_line() -> None:
     """Line breaks, other control characters and lone surrogates in a logged value are escaped:
     one record is one line, and a line that no stream could encode is still written."""
-    import io
-    import logging
-
-    from ordergate.logs import make_handler
-
-    stream = io.StringIO()
-    logger = logging.getLogger("ordergate.test.oneline")
-    handler = make_handler("text", stream)
-    logger.addHandler(handler)
-    logger.propagate = False
-    try:
-        logger.warning("Invalid symbol: %s", "BTC\nUSDT\r\n2026-12-02 00:00:00 ERROR forged\u2028\x1b[31m\ud800")
-    finally:
-        logger.removeHandler(handler)
-    written = stream.getvalue()
+    forged = "BTC\nUSDT\r\n2026-12-02 00:00:00 ERROR forged\u2028\x1b[31m\ud800"
+    written = logged_line("text", "Invalid symbol: %s", forged)
     assert written.count("\n") == 1
     assert "BTC\\nUSDT\\r\\n2026-12-02 00:00:00 ERROR forged\\u2028\\u001b[31m\\ud800" in written
-    written.encode("utf-8")  # no lone surrogate reached the stream
 
 
 def test_a_json_log_line_with_a_lone_surrogate_is_written_as_valid_json() -> None:
-    import io
-    import logging
-
-    from ordergate.logs import make_handler
-
-    stream = io.StringIO()
-    logger = logging.getLogger("ordergate.test.json")
-    handler = make_handler("json", stream)
-    logger.addHandler(handler)
-    logger.propagate = False
-    try:
-        logger.warning("Unknown broker: %s", "\ud800x\ny")
-    finally:
-        logger.removeHandler(handler)
-    written = stream.getvalue()
-    written.encode("utf-8")
+    written = logged_line("json", "Unknown broker: %s", "\ud800x\ny")
     assert json.loads(written)["message"] == "Unknown broker: \ud800x\ny"
 
 
