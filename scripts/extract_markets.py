@@ -7,7 +7,7 @@ Usage:
 Spot (``/api/v3/exchangeInfo``) and USD-M futures (``/fapi/v1/exchangeInfo``) have the same
 shape; what differs is read the same way. With several files, a later file's symbol replaces
 an earlier one's. Keeps, for every symbol that is TRADING, only what the checks use, read as
-``ordergate.brokers.ccxt.market_of`` reads a live exchange (tests/brokers/test_markets_twin.py holds
+``ordergate.brokers.binance.market_of`` reads a live exchange (tests/brokers/test_markets_twin.py holds
 the two together). One market serves both order types, so where Binance has two filters the
 stricter wins:
 

@@ -18,10 +18,10 @@ _OPENING = "if position.quantity * signed >= 0:  # opening or extending"
 _PNL = "pnl = closing * (price - position.entry) * direction"
 _BOOK = "self._balances[market.quote] = self._balances.get(market.quote, ZERO) + pnl"
 _FLIPPED = "elif position.quantity * signed > 0:  # flipped: the rest opened a new position at price"
-CCXT = "ordergate/brokers/ccxt.py"
+BN = "ordergate/brokers/binance.py"  # Binance's wire fields, read for the ccxt adapter
 _FIRST_LINE = 'return None, text.split("\\n", 1)[0][:160]'
 _EMPTY = 'if value is None or value == "":'
-_AVG = 'average = _dec(info.get("avgPrice")) if info.get("avgPrice") else ZERO'
+_AVG = 'average = dec(info.get("avgPrice")) if info.get("avgPrice") else ZERO'
 _STATUS = 'status = str(info.get("status") or raw.get("status") or "NEW").upper()'
 _MAPPED = 'status={"CLOSED": "FILLED", "OPEN": "NEW", "CANCELED": "CANCELED"}.get(status, status),'
 _SIDE = 'side="buy" if str(info.get("side") or raw.get("side") or "").lower() == "buy" else "sell",'
@@ -59,14 +59,14 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
     (PAPER, _BOOK, _BOOK.replace(", ZERO)", ", )"), "a position exists only after its quote asset paid margin"),
     (PAPER, _FLIPPED, _FLIPPED.replace("* signed", "/ signed"), "signed is never 0: / and * agree in sign"),
     (PAPER, _FLIPPED, _FLIPPED.replace("> 0", ">= 0"), "a position of exactly 0 took the branch above"),
-    (CCXT, _FIRST_LINE, _FIRST_LINE.replace(", 1)", ", )"), "the first piece of a split is the same at any maxsplit"),
-    (CCXT, _FIRST_LINE, _FIRST_LINE.replace(", 1)", ", 2)"), "the first piece of a split is the same at any maxsplit"),
-    (CCXT, _EMPTY, _EMPTY.replace(" or ", " and "), 'Decimal("None") and Decimal("") raise: ZERO all the same'),
-    (CCXT, _EMPTY, _EMPTY.replace('""', '"XXXX"'), 'Decimal("") raises InvalidOperation: ZERO all the same'),
-    (CCXT, _AVG, _AVG.replace('if info.get("avgPrice")', 'if (info.get("avgPrice")) or True'), "_dec of a falsy is 0"),
-    (CCXT, _STATUS, _STATUS.replace('"NEW"', '"new"'), '.upper() makes "new" "NEW"'),
-    (CCXT, _MAPPED, _MAPPED.replace('"CANCELED": "C', '"XXCANCELEDXX": "C'), "CANCELED maps to itself anyway"),
-    (CCXT, _MAPPED, _MAPPED.replace('"CANCELED": "C', '"canceled": "C'), "CANCELED maps to itself anyway"),
-    (CCXT, _SIDE, _SIDE.replace('or "")', 'or "XXXX")'), 'neither "" nor "xxxx" is "buy": sell either way'),
-    (CCXT, _TYPE, _TYPE.replace('or "")', 'or "XXXX")'), 'neither "" nor "XXXX" is "LIMIT": MARKET either way'),
+    (BN, _FIRST_LINE, _FIRST_LINE.replace(", 1)", ", )"), "the first piece of a split is the same at any maxsplit"),
+    (BN, _FIRST_LINE, _FIRST_LINE.replace(", 1)", ", 2)"), "the first piece of a split is the same at any maxsplit"),
+    (BN, _EMPTY, _EMPTY.replace(" or ", " and "), 'Decimal("None") and Decimal("") raise: ZERO all the same'),
+    (BN, _EMPTY, _EMPTY.replace('""', '"XXXX"'), 'Decimal("") raises InvalidOperation: ZERO all the same'),
+    (BN, _AVG, _AVG.replace('if info.get("avgPrice")', 'if (info.get("avgPrice")) or True'), "dec of a falsy is 0"),
+    (BN, _STATUS, _STATUS.replace('"NEW"', '"new"'), '.upper() makes "new" "NEW"'),
+    (BN, _MAPPED, _MAPPED.replace('"CANCELED": "C', '"XXCANCELEDXX": "C'), "CANCELED maps to itself anyway"),
+    (BN, _MAPPED, _MAPPED.replace('"CANCELED": "C', '"canceled": "C'), "CANCELED maps to itself anyway"),
+    (BN, _SIDE, _SIDE.replace('or "")', 'or "XXXX")'), 'neither "" nor "xxxx" is "buy": sell either way'),
+    (BN, _TYPE, _TYPE.replace('or "")', 'or "XXXX")'), 'neither "" nor "XXXX" is "LIMIT": MARKET either way'),
 ]

@@ -7,21 +7,23 @@ from fills and refreshed on a TTL. Placement is exactly-once: every order
 carries the signal's client order id, ccxt's own retries are off, and an order whose outcome
 is unknown (timeout, 5xx, Binance -1007) is looked up by that id before anything is re-sent.
 
-Every ccxt exception becomes an ordergate error in :func:`translate`, and nowhere else.
+Every ccxt exception becomes an ordergate error in :func:`translate`, applied by one context
+manager (:meth:`CcxtBroker._translated`, as httpx's ``map_httpcore_exceptions``) around every
+call. What Binance says on the wire (its fields and error codes) is read in
+:mod:`ordergate.brokers.binance`; this module is "any ccxt exchange".
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import re
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -29,7 +31,9 @@ import ccxt
 from ccxt.base import errors as cx
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from ordergate.brokers import binance
 from ordergate.brokers.base import binance_params
+from ordergate.brokers.binance import exchange_reason, market_of
 from ordergate.brokers.endpoints import Money, money_of, url_host
 from ordergate.config import validate
 from ordergate.pipeline.errors import (
@@ -82,55 +86,6 @@ OPTIONS_SCHEMA: dict[str, Any] = {
 
 # -- error translation: the one place ccxt's exceptions become ordergate's ---------------------
 
-_BINANCE = re.compile(r'\{\s*"code"\s*:\s*(-?\d+)\s*,\s*"msg"\s*:\s*"((?:[^"\\]|\\.)*)"')
-_TOO_SMALL = ("NOTIONAL", "MIN_NOTIONAL", "-4164", "notional must be no smaller")
-_PRECISION = ("LOT_SIZE", "MARKET_LOT_SIZE", "too much precision", "precision is over the maximum")
-_PRECISION_CODES = {-1111, -1013}
-
-
-def exchange_reason(exc: BaseException) -> tuple[int | None, str]:
-    """The exchange's own code and message from a ccxt error (``binance {"code":-1013,...}``)."""
-    text = str(exc)
-    found = _BINANCE.search(text)
-    if found:
-        try:
-            message = json.loads(f'"{found.group(2)}"')
-        except ValueError:
-            message = found.group(2)
-        return int(found.group(1)), str(message)
-    # ccxt prefixes messages with the exchange id; keep one short line, nothing more
-    return None, text.split("\n", 1)[0][:160]
-
-
-# Binance's own codes decide first: ccxt applies its per-market code tables only for Binance's
-# real hosts, so behind ``api_url`` (a proxy, a compatible test exchange) e.g. -2019 would
-# otherwise arrive as a bare ExchangeError.
-_AUTH_CODES = {-1002, -1022, -2014, -2015}
-_BEFORE_EXECUTION = {-1003: "rate limit reached", -1008: "is overloaded", -1015: "rate limit reached"}
-
-
-def _by_code(code: int, message: str, name: str, exchange: str, placing: bool) -> OrdergateError | None:
-    lowered = message.lower()
-    if code in (-2018, -2019) or (code == -2010 and "insufficient" in lowered):
-        return Rejection(INSUFFICIENT_BALANCE, code="insufficient_balance")
-    if code == -1121:
-        return Rejection(INVALID_SYMBOL, code="symbol_not_listed")
-    if code == -4164 or (code == -1013 and "notional" in lowered):
-        return Rejection(ORDER_TOO_SMALL, code="below_min_notional")
-    if code == -1111 or (code == -1013 and "lot_size" in lowered):
-        return Rejection(INVALID_PRECISION, code="precision")
-    if code in _AUTH_CODES:
-        return BrokerAuthError("Unauthorized API key", broker=exchange)
-    if code in _BEFORE_EXECUTION:
-        return BrokerUnavailable(f"{name} {_BEFORE_EXECUTION[code]}: try again shortly", broker=exchange)
-    if code == -1021:
-        return BrokerUnavailable(f"{name} refused the request timestamp (server clock skew)", broker=exchange)
-    if code == -1007:
-        if placing:
-            return OrderOutcomeUnknown(broker=exchange)
-        return BrokerUnavailable(f"{name} did not answer: try again shortly", broker=exchange)
-    return None
-
 
 def translate(exc: BaseException, *, exchange: str = "exchange", placing: bool = False) -> OrdergateError:
     """Map a ccxt exception to ordergate's error with the words the trader reads.
@@ -143,7 +98,7 @@ def translate(exc: BaseException, *, exchange: str = "exchange", placing: bool =
     code, message = exchange_reason(exc)
     name = exchange.capitalize()
     if code is not None and not isinstance(exc, cx.OrderNotFound):
-        by_code = _by_code(code, message, name, exchange, placing)
+        by_code = binance.error_of(code, message, name, exchange, placing)
         if by_code is not None:
             return by_code
     if isinstance(exc, cx.InsufficientFunds):
@@ -163,10 +118,9 @@ def translate(exc: BaseException, *, exchange: str = "exchange", placing: bool =
             return OrderOutcomeUnknown(broker=exchange)
         return BrokerUnavailable(f"{name} did not answer: try again shortly", broker=exchange)
     if isinstance(exc, (cx.InvalidOrder, cx.BadRequest, cx.OperationRejected, cx.ExchangeError)):
-        text = f"{code} {message}"
-        if any(word in text for word in _TOO_SMALL):
+        if binance.too_small(code, message):
             return Rejection(ORDER_TOO_SMALL, code="below_min_notional")
-        if code == -1111 or any(word in text for word in _PRECISION):
+        if binance.bad_precision(code, message):
             return Rejection(INVALID_PRECISION, code="precision")
         if isinstance(exc, cx.OrderNotFound):
             return Rejection("Order not found", code="order_not_found")
@@ -182,13 +136,8 @@ def translate(exc: BaseException, *, exchange: str = "exchange", placing: bool =
 MARKETS_RETRY_S = 2.0
 
 
-def _duplicate(exc: BaseException | None) -> bool:
-    """Binance refused an order because its client order id is in use: spot -2010 "Duplicate
-    order sent.", USD-M -4116 "ClientOrderId is duplicated."."""
-    if exc is None:
-        return False
-    code, message = exchange_reason(exc)
-    return code == -4116 or (code == -2010 and "duplicate" in message.lower())
+class _Absent(Exception):
+    """A look-up's answer was the exchange's own "no such order" (see ``_no_such_order``)."""
 
 
 _RETRYABLE = (cx.NetworkError,)  # RequestTimeout and DDoSProtection are NetworkErrors
@@ -204,61 +153,7 @@ def read_retry(attempts: int = 3) -> Callable[[Callable[[], T]], Callable[[], T]
     )
 
 
-# -- market conversion --------------------------------------------------------------------
-
-
-def _dec(value: Any) -> Decimal:
-    """Exact Decimal from an exchange string; ccxt floats go through their shortest repr."""
-    if value is None or value == "":
-        return ZERO
-    try:
-        result = Decimal(value if isinstance(value, str) else repr(value))
-    except (InvalidOperation, ValueError):
-        return ZERO
-    return result if result.is_finite() else ZERO
-
-
-def _positive(*values: Decimal) -> list[Decimal]:
-    return [v for v in values if v > 0]
-
-
-def market_of(raw: dict[str, Any], market_type: MarketType) -> Market:
-    """An ordergate Market from a ccxt market, its numbers from the exchange's raw filters.
-
-    Read exactly as ``scripts/extract_markets.py`` reads them for the paper twin (a test holds
-    the two together): one Market serves both order types, so where Binance has two filters it
-    takes the stricter. LOT_SIZE binds limit orders, MARKET_LOT_SIZE market orders (spot sends
-    its step as 0, meaning LOT_SIZE's): the coarser step, the larger minimum, the smaller
-    maximum. The minimum notional is spot's NOTIONAL / MIN_NOTIONAL ``minNotional`` or futures'
-    MIN_NOTIONAL ``notional``. ccxt's parsed precision and limits stand in for exchanges
-    without Binance's filters.
-    """
-    info = raw.get("info") or {}
-    filters = {f.get("filterType"): f for f in info.get("filters", []) if isinstance(f, dict)}
-    price_filter = filters.get("PRICE_FILTER", {})
-    lot = filters.get("LOT_SIZE", {})
-    market_lot = filters.get("MARKET_LOT_SIZE", {})
-    notional = filters.get("NOTIONAL") or filters.get("MIN_NOTIONAL") or {}
-    limits = raw.get("limits") or {}
-    precision = raw.get("precision") or {}
-    amount = limits.get("amount") or {}
-    steps = _positive(_dec(lot.get("stepSize") or precision.get("amount")), _dec(market_lot.get("stepSize")))
-    minimums = _positive(_dec(lot.get("minQty") or amount.get("min")), _dec(market_lot.get("minQty")))
-    maximums = _positive(_dec(lot.get("maxQty") or amount.get("max")), _dec(market_lot.get("maxQty")))
-    return Market(
-        symbol=str(raw["id"]).upper(),
-        base=str(raw["base"]),
-        quote=str(raw["quote"]),
-        type=market_type,
-        tick_size=_dec(price_filter.get("tickSize") or precision.get("price")),
-        step_size=max(steps, default=ZERO),
-        min_qty=max(minimums, default=ZERO),
-        max_qty=min(maximums, default=ZERO),
-        min_notional=_dec(
-            notional.get("minNotional") or notional.get("notional") or (limits.get("cost") or {}).get("min")
-        ),
-        broker_symbol=str(raw["symbol"]),
-    )
+# -- where orders go ----------------------------------------------------------------------
 
 
 def rewrite_urls(urls: Any, base: str) -> Any:
@@ -306,7 +201,7 @@ def order_money(exchange: Any, *, sandbox: bool = False) -> Money:
 def order_url(api: Any, market_type: MarketType) -> str:
     """The URL orders of ``market_type`` are sent to (Binance's keys), else the first API URL."""
     if isinstance(api, dict):
-        wanted = api.get("fapiPrivate" if market_type == "future" else "private")
+        wanted = api.get(binance.order_api(market_type))
         if isinstance(wanted, str):
             return wanted
     found = _urls(api)
@@ -513,10 +408,8 @@ class CcxtBroker:
 
     def refresh_markets(self, attempts: int = 3) -> None:
         """Reload the exchange's markets; on failure the last good ones stay."""
-        try:
+        with self._translated():
             raw = read_retry(attempts)(lambda: self.exchange.load_markets(reload=True))()
-        except cx.BaseError as exc:
-            raise self._failed(exc) from exc
         markets = {}
         for market in raw.values():
             if market.get("active") is False:
@@ -533,18 +426,35 @@ class CcxtBroker:
     # -- reads --------------------------------------------------------------------------------
 
     def _read(self, call: Callable[[], T]) -> T:
-        try:
+        with self._translated():
             return read_retry()(call)()
-        except cx.BaseError as exc:
-            raise self._failed(exc) from exc
 
     def session_error(self) -> BrokerError | None:
         return None  # API keys do not expire by the day
 
+    @contextlib.contextmanager
+    def _translated(self, *, placing: bool = False, looking_up: bool = False) -> Iterator[None]:
+        """The one place a ccxt exception raised by a call becomes ordergate's error.
+
+        :func:`translate`, and when the exchange refused our timestamp (-1021), measure the clock
+        difference again, so the re-send of this signal is signed right. ``placing``: the call
+        placed an order (see :func:`translate`). ``looking_up``: the call looked an order up, so
+        the exchange's own "no such order" raises :class:`_Absent` and any other OrderNotFound
+        is OrderOutcomeUnknown (never proof of absence).
+        """
+        try:
+            yield
+        except cx.OrderNotFound as exc:
+            if not looking_up:
+                raise self._failed(exc, placing=placing) from exc
+            if self._no_such_order(exc):
+                raise _Absent from exc
+            raise OrderOutcomeUnknown(broker=self.name) from exc
+        except cx.BaseError as exc:
+            raise self._failed(exc, placing=placing) from exc
+
     def _failed(self, exc: BaseException, *, placing: bool = False) -> OrdergateError:
-        """:func:`translate`, and when the exchange refused our timestamp (-1021), measure the
-        clock difference again, so the re-send of this signal is signed right."""
-        if isinstance(exc, cx.InvalidNonce) or exchange_reason(exc)[0] == -1021:
+        if isinstance(exc, cx.InvalidNonce) or exchange_reason(exc)[0] == binance.CLOCK_SKEW:
             self.resync_clock()
         return translate(exc, exchange=self.exchange_id, placing=placing)
 
@@ -599,8 +509,7 @@ class CcxtBroker:
         market = self._market_or_reject(symbol)
         asked = time.monotonic()
         ticker = self._read(lambda: self.exchange.fetch_ticker(market.broker_symbol))
-        info = ticker.get("info") or {}
-        last = _dec(info.get("lastPrice") or info.get("price") or ticker.get("last"))
+        last = binance.ticker_price(ticker)
         if last <= 0:
             raise BrokerUnavailable(f"No price for {symbol} from {self.exchange_id}", broker=self.name)
         self._tickers[symbol] = _Cached(last, asked)
@@ -610,19 +519,9 @@ class CcxtBroker:
         """Read every symbol's last price in one request (ccxt ``fetch_last_prices``: Binance spot
         ``GET /api/v3/ticker/price``, weight 4; USD-M ``GET /fapi/v2/ticker/price``, weight 2)."""
         asked = time.monotonic()  # a price is as old as the request that asked for it
-        try:
+        with self._translated():
             raw = read_retry(attempts)(lambda: self.exchange.fetch_last_prices())()
-        except cx.BaseError as exc:
-            raise self._failed(exc) from exc
-        fresh: dict[str, _Cached] = {}
-        for entry in (raw or {}).values():
-            info = entry.get("info") or {}
-            symbol = str(info.get("symbol") or "").upper()
-            # the exchange's own string, exact; ccxt's float only when there is none
-            last = _dec(info.get("price") or entry.get("price"))
-            if symbol and last > 0:
-                fresh[symbol] = _Cached(last, asked)
-        self._tickers.update(fresh)
+        self._tickers.update({symbol: _Cached(last, asked) for symbol, last in binance.last_prices(raw).items()})
 
     def note_price(self, symbol: str, price: Decimal) -> None:
         """Remember a price the exchange just traded at (a fill) so the next signal needs no ticker.
@@ -658,22 +557,9 @@ class CcxtBroker:
             self._balance = fresh
 
     def _fetch_free(self, attempts: int = 3) -> dict[str, Decimal]:
-        try:
+        with self._translated():
             balance = read_retry(attempts)(self.exchange.fetch_balance)()
-        except cx.BaseError as exc:
-            raise self._failed(exc) from exc
-        info = balance.get("info") or {}
-        free: dict[str, Decimal] = {}
-        if self.market_type == "future" and isinstance(info.get("assets"), list):
-            for entry in info["assets"]:
-                free[str(entry.get("asset")).upper()] = _dec(entry.get("availableBalance"))
-        elif isinstance(info.get("balances"), list):
-            for entry in info["balances"]:
-                free[str(entry.get("asset")).upper()] = _dec(entry.get("free"))
-        else:  # another exchange: ccxt's unified view
-            for asset, amount in (balance.get("free") or {}).items():
-                free[str(asset).upper()] = _dec(amount)
-        return free
+        return binance.free_balances(balance, self.market_type)
 
     def order_params(self, order: Order, market: Market) -> dict[str, Any]:
         return binance_params(order, market.symbol)
@@ -686,15 +572,12 @@ class CcxtBroker:
         """
         market = self._market_or_reject(symbol)
         try:
-            raw = read_retry(self._lookup_attempts)(
-                lambda: self.exchange.fetch_order(None, market.broker_symbol, {"clientOrderId": client_order_id})
-            )()
-        except cx.OrderNotFound as exc:
-            if self._no_such_order(exc):
-                return None
-            raise OrderOutcomeUnknown(broker=self.name) from exc
-        except cx.BaseError as exc:
-            raise self._failed(exc) from exc
+            with self._translated(looking_up=True):
+                raw = read_retry(self._lookup_attempts)(
+                    lambda: self.exchange.fetch_order(None, market.broker_symbol, {"clientOrderId": client_order_id})
+                )()
+        except _Absent:
+            return None
         try:
             placement = self._placement(raw, market, client_order_id)
         except Exception as exc:  # an answer we cannot read says nothing about the order
@@ -711,7 +594,7 @@ class CcxtBroker:
         if not self.exchange_id.startswith("binance"):
             return True
         code, _ = exchange_reason(exc)
-        return code == -2013
+        return code == binance.ABSENT
 
     # -- placement ----------------------------------------------------------------------------
 
@@ -733,7 +616,7 @@ class CcxtBroker:
         params: dict[str, Any] = {"clientOrderId": order.client_order_id}
         if order.reduce_only and self.market_type == "future":
             params["reduceOnly"] = True
-        try:
+        with self._translated(placing=True):
             raw = self.exchange.create_order(
                 market.broker_symbol,
                 order.type.lower(),
@@ -743,8 +626,6 @@ class CcxtBroker:
                 plain(order.price) if order.price is not None and order.type == "LIMIT" else None,
                 params,
             )
-        except cx.BaseError as exc:
-            raise self._failed(exc, placing=True) from exc
         return self._placement(raw, market, order.client_order_id)
 
     def _recover(self, order: Order, market: Market) -> Placement:
@@ -769,7 +650,8 @@ class CcxtBroker:
                 return found
             raise
         except Rejection as refused:
-            if not _duplicate(refused.__cause__):
+            cause = refused.__cause__
+            if cause is None or not binance.duplicate(*exchange_reason(cause)):
                 raise
             # The exchange has an order with this id after all (it showed late): find it; a
             # "duplicate" refusal is never the answer while that order may be live.
@@ -791,14 +673,12 @@ class CcxtBroker:
         """Set the route's leverage and margin mode on a futures symbol, once per process."""
         if market.symbol in self._configured or (self._leverage is None and self._margin_mode is None):
             return
-        try:
+        with self._translated():
             if self._margin_mode is not None:
                 with contextlib.suppress(cx.MarginModeAlreadySet):
                     self.exchange.set_margin_mode(self._margin_mode, market.broker_symbol)
             if self._leverage is not None:
                 self.exchange.set_leverage(self._leverage, market.broker_symbol)
-        except cx.BaseError as exc:
-            raise self._failed(exc) from exc
         self._configured.add(market.symbol)
 
     def _after_fill(self, placement: Placement, market: Market, *, reduce_only: bool = False) -> None:
@@ -827,28 +707,7 @@ class CcxtBroker:
             self._balance = _Cached(free, cached.at)
 
     def _placement(self, raw: dict[str, Any], market: Market, client_order_id: str) -> Placement:
-        info = raw.get("info") or {}
-        filled = _dec(info.get("executedQty") if "executedQty" in info else raw.get("filled"))
-        average = _dec(info.get("avgPrice")) if info.get("avgPrice") else ZERO
-        if average <= 0 and filled > 0:
-            quote = _dec(info.get("cummulativeQuoteQty") or info.get("cumQuote"))
-            average = quote / filled if quote > 0 else _dec(raw.get("average"))
-        status = str(info.get("status") or raw.get("status") or "NEW").upper()
-        order_id: str | int = info.get("orderId") or raw.get("id") or ""
-        return Placement(
-            order_id=order_id,
-            client_order_id=str(info.get("clientOrderId") or raw.get("clientOrderId") or client_order_id),
-            status={"CLOSED": "FILLED", "OPEN": "NEW", "CANCELED": "CANCELED"}.get(status, status),
-            symbol=market.symbol,
-            side="buy" if str(info.get("side") or raw.get("side") or "").lower() == "buy" else "sell",
-            type="LIMIT" if str(info.get("type") or raw.get("type") or "").upper() == "LIMIT" else "MARKET",
-            quantity=_dec(info.get("origQty") or raw.get("amount")),
-            filled=filled,
-            average_price=average if average > 0 else None,
-            price=_dec(info.get("price")) or None,
-            base=market.base,
-            broker=self.name,
-        )
+        return binance.placement_of(raw, market, client_order_id, self.name)
 
     def _market_or_reject(self, symbol: str) -> Market:
         market = self.market(symbol)

@@ -34,7 +34,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -65,17 +65,6 @@ signals = sa.Table(
     sa.Column("completed_at", sa.Float),
 )
 
-# Broker logins that expire by the day (FlatTrade's token), shared by replicas like the journal.
-# The token is a credential: it is read by the adapter and never logged, shown or exported.
-sessions = sa.Table(
-    "broker_sessions",
-    metadata,
-    sa.Column("broker", sa.String(80), primary_key=True),
-    sa.Column("token", sa.Text, nullable=False),
-    sa.Column("obtained_at", sa.Float, nullable=False),
-    sa.Column("expires_at", sa.Float, nullable=False),
-)
-
 # One row, rewritten by each /readyz: the probe that the journal can still be written.
 health = sa.Table(
     "journal_health",
@@ -91,15 +80,6 @@ PLACING = "placing"  # the order is being sent: it may exist from here on
 UNKNOWN = "unknown"  # sent, but its outcome is not known yet
 RUNNING = (IN_FLIGHT, PLACING)  # a request is working on it right now (or a crash cut it off)
 PENDING = (*RUNNING, UNKNOWN)  # not settled: a repeat must not place anything
-
-
-@dataclass(frozen=True)
-class Session:
-    """A broker login: its token and when it stops working (seconds since the epoch)."""
-
-    token: str = field(repr=False)
-    obtained_at: float
-    expires_at: float
 
 
 def database_url(environ: Mapping[str, str], default_path: Path) -> str:
@@ -229,30 +209,6 @@ class Journal:
             now = time.time()
             if conn.execute(health.update().where(health.c.id == 1).values(checked_at=now)).rowcount == 0:
                 conn.execute(health.insert().values(id=1, checked_at=now))
-
-    def save_session(self, broker: str, session: Session) -> None:
-        """Store ``broker``'s login, replacing the one before."""
-        with self.engine.begin() as conn:
-            conn.execute(sessions.delete().where(sessions.c.broker == broker))
-            conn.execute(
-                sessions.insert().values(
-                    broker=broker,
-                    token=session.token,
-                    obtained_at=session.obtained_at,
-                    expires_at=session.expires_at,
-                )
-            )
-
-    def load_session(self, broker: str) -> Session | None:
-        """``broker``'s stored login, expired or not; None if it never logged in."""
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(sessions).where(sessions.c.broker == broker)).first()
-        return None if row is None else Session(row.token, row.obtained_at, row.expires_at)
-
-    def drop_session(self, broker: str, token: str) -> None:
-        """Forget ``broker``'s login if it is still ``token`` (the broker said it expired)."""
-        with self.engine.begin() as conn:
-            conn.execute(sessions.delete().where(sessions.c.broker == broker, sessions.c.token == token))
 
     @contextmanager
     def account_lock(self, account: str) -> Iterator[None]:

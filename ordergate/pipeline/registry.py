@@ -18,8 +18,8 @@ from ordergate.brokers import build_broker
 from ordergate.brokers.base import Broker
 from ordergate.config import Settings, validate
 from ordergate.pipeline.errors import ConfigError
-from ordergate.pipeline.runner import Runner
-from ordergate.pipeline.stage import Limits, Observer, RouteContext, Stage
+from ordergate.pipeline.runner import Observer, Runner
+from ordergate.pipeline.stage import Limits, RouteContext, Stage
 from ordergate.stages import BUILTIN
 
 

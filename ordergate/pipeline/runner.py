@@ -8,12 +8,12 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 from ordergate.pipeline.errors import BrokerAuthError, BrokerError, OrderOutcomeUnknown, Rejection
 from ordergate.pipeline.money import plain, to_decimal
 from ordergate.pipeline.signal import Placement, Signal
-from ordergate.pipeline.stage import Observer, RouteContext, Stage
+from ordergate.pipeline.stage import RouteContext, Stage
 
 log = logging.getLogger("ordergate")
 
@@ -208,6 +208,20 @@ def stale(signal: Signal, max_age_s: int | None, max_future_s: int = 5) -> Rejec
     if max_age_s is not None and age > max_age_s:
         return Rejection(f"Signal too old: sent {age:.0f} s ago, the limit is {max_age_s} s", code="stale_signal")
     return None
+
+
+class Observer(Protocol):
+    """A chain entry that watches outcomes instead of checking signals (e.g. ``notify``).
+
+    It sees every outcome, fills, rejections and faults alike, after the chain has run; an
+    observer that raises is logged and cannot change the outcome.
+    """
+
+    options_schema: ClassVar[dict[str, Any]]
+    requires: ClassVar[tuple[str, ...]]
+    observer: ClassVar[bool]
+
+    def observe(self, outcome: Outcome) -> None: ...
 
 
 class Runner:

@@ -13,7 +13,6 @@ from ordergate.pipeline.signal import Signal
 
 if TYPE_CHECKING:
     from ordergate.brokers.base import Broker
-    from ordergate.pipeline.runner import Outcome
 
 
 @dataclass(frozen=True)
@@ -62,17 +61,3 @@ class Stage(Protocol):
     requires: ClassVar[tuple[str, ...]]
 
     def __call__(self, signal: Signal) -> Signal: ...
-
-
-class Observer(Protocol):
-    """A chain entry that watches outcomes instead of checking signals (e.g. ``notify``).
-
-    It sees every outcome, fills, rejections and faults alike, after the chain has run; an
-    observer that raises is logged and cannot change the outcome.
-    """
-
-    options_schema: ClassVar[dict[str, Any]]
-    requires: ClassVar[tuple[str, ...]]
-    observer: ClassVar[bool]
-
-    def observe(self, outcome: Outcome) -> None: ...

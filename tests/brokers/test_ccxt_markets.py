@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
-from ordergate.brokers.ccxt import _dec, market_of, rewrite_urls
+from ordergate.brokers.binance import dec as _dec
+from ordergate.brokers.binance import market_of
+from ordergate.brokers.ccxt import rewrite_urls
 from ordergate.pipeline.signal import Market, MarketType
 
 RESPONSES = Path(__file__).parent / "responses"

@@ -25,6 +25,7 @@ from ordergate.brokers.flattrade import (
     IST,
     SESSION_EXPIRED,
     FlatTradeBroker,
+    SessionStore,
     next_expiry,
     protected_price,
 )
@@ -316,7 +317,7 @@ def test_the_login_callback_stores_a_token_that_signals_use(flattrade: Any) -> N
         "request_code": "code-123",
         "api_secret": hashlib.sha256(f"{API_KEY}code-123{API_SECRET}".encode()).hexdigest(),
     }
-    stored = ft.app.journal.load_session("flattrade")
+    stored = SessionStore(ft.app.journal.engine).load("flattrade")
     assert stored is not None
     assert stored.token == DOCUMENTED_TOKEN
     assert stored.expires_at == next_expiry(stored.obtained_at)
@@ -337,7 +338,7 @@ def test_the_callback_refuses_another_account_and_a_missing_code(flattrade: Any)
         "Missing login code: start the login at /auth/flattrade",
     )
     assert ft.calls == []
-    assert ft.app.journal.load_session("flattrade") is None
+    assert SessionStore(ft.app.journal.engine).load("flattrade") is None
 
 
 def test_without_a_flattrade_route_the_login_is_404(client: testing.TestClient) -> None:

@@ -1,10 +1,7 @@
 """The FlatTrade adapter: NSE/BSE equities through NorenOMS PiConnect (API v2, since January 2026).
 
-Every call is ``POST <api_url>/<Route>`` with the raw body ``jData=<json>&jKey=<token>``. The
-token comes from a daily login (it expires at 05:00 IST): the user signs in at FlatTrade, is
-sent back to ``/auth/flattrade/callback`` with a ``code``, and :meth:`FlatTradeBroker.log_in`
-exchanges it for a token kept in the journal database (shared by replicas, never logged).
-``FLATTRADE_TOKEN`` from the environment works too.
+Requests go through :mod:`.client` (which alone turns their failures into ordergate's errors),
+signed with the daily login's token from :mod:`.session`.
 
 API v2 accepts only LIMIT and SL-LIMIT orders, and only from the account's registered static
 IP: a MARKET signal becomes a marketable LIMIT at the last price plus (buys) or minus (sells)
@@ -18,22 +15,28 @@ into ``remarks``, so an order whose answer was lost is found in the order book, 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote_plus, urlencode
 
-import requests
-from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
-
 from ordergate.brokers.endpoints import Money, money_of, url_host
+from ordergate.brokers.flattrade.client import (
+    NorenClient,
+    failure,
+    login_token,
+    no_data,
+    number,
+    placed,
+    read_retry,
+    rejected,
+    session_expired,
+    translated,
+)
+from ordergate.brokers.flattrade.session import LOGIN_PATH, SessionExpired, SessionStore, Tokens, next_expiry
 from ordergate.config import validate
 from ordergate.pipeline.errors import (
     INVALID_SYMBOL,
@@ -43,18 +46,12 @@ from ordergate.pipeline.errors import (
     OrderOutcomeUnknown,
     Rejection,
 )
-from ordergate.pipeline.journal import Journal, Session
+from ordergate.pipeline.journal import Journal
 from ordergate.pipeline.money import ZERO, plain
 from ordergate.pipeline.signal import Market, MarketType, Order, Placement, Side
 from ordergate.redact import register
 
 log = logging.getLogger("ordergate")
-
-T = TypeVar("T")
-
-IST = timezone(timedelta(hours=5, minutes=30), "IST")
-LOGIN_PATH = "/auth/flattrade"
-SESSION_EXPIRED = f"FlatTrade session expired: log in at {LOGIN_PATH}"
 
 OPTIONS_SCHEMA: dict[str, Any] = {
     "adapter": {"type": "string", "allowed": ["flattrade"]},
@@ -87,37 +84,6 @@ PRODUCTS = {"CNC": "C", "MIS": "I", "NRML": "M"}
 FILLED, PARTIAL, NEW, REJECTED, CANCELED = "FILLED", "PARTIALLY_FILLED", "NEW", "REJECTED", "CANCELED"
 
 
-class SessionExpired(BrokerAuthError):
-    """No valid daily login: the user must sign in at ``/auth/flattrade`` (422)."""
-
-    def __init__(self, broker: str | None = None) -> None:
-        super().__init__(SESSION_EXPIRED, broker=broker)
-
-
-class _Unreachable(Exception):
-    """The request failed on the way (connection, timeout, 5xx): it may have reached the OMS."""
-
-
-def next_expiry(now: float) -> float:
-    """FlatTrade tokens stop working at the next 05:00 IST."""
-    local = datetime.fromtimestamp(now, IST)
-    expiry = local.replace(hour=5, minute=0, second=0, microsecond=0)
-    if expiry <= local:
-        expiry += timedelta(days=1)
-    return expiry.timestamp()
-
-
-def number(value: Any, default: Decimal = ZERO) -> Decimal:
-    """A NorenOMS number (always a string on the wire) as an exact Decimal."""
-    if value is None or value == "":
-        return default
-    try:
-        result = Decimal(str(value))
-    except InvalidOperation:
-        return default
-    return result if result.is_finite() else default
-
-
 def to_tick(price: Decimal, tick: Decimal, *, up: bool) -> Decimal:
     """``price`` on the tick grid, rounded up or down."""
     if tick <= ZERO:
@@ -138,11 +104,6 @@ def protected_price(last: Decimal, side: str, pct: Decimal, tick: Decimal, low: 
     return price
 
 
-def noren_error(message: str) -> str:
-    """NorenOMS's ``emsg`` without its ``Error Occurred : 5`` prefix noise, one line."""
-    return " ".join(message.split())[:200] or "no reason given"
-
-
 @dataclass(frozen=True)
 class _Quote:
     last: Decimal
@@ -157,40 +118,6 @@ class _Scrip:
     token: str
     exchange: str
     at: float
-
-
-class NorenClient:
-    """A small NorenOMS REST client: ``jData=<json>&jKey=<token>`` in, JSON out."""
-
-    def __init__(self, api_url: str, timeout_s: float, session: requests.Session | None = None) -> None:
-        self.api_url = api_url.rstrip("/")
-        self.timeout = timeout_s
-        self.http = session or requests.Session()  # trust_env: HTTPS_PROXY is honoured
-
-    def call(self, route: str, data: dict[str, Any], token: str) -> Any:
-        """POST one route; raise :class:`_Unreachable` when the answer is lost or a 5xx."""
-        body = "jData=" + json.dumps(data, separators=(",", ":")) + "&jKey=" + token
-        try:
-            response = self.http.post(f"{self.api_url}/{route}", data=body, timeout=self.timeout)
-        except requests.RequestException as exc:
-            raise _Unreachable(type(exc).__name__) from None
-        if response.status_code >= 500:
-            raise _Unreachable(f"HTTP {response.status_code}")
-        try:
-            return response.json()
-        except ValueError:
-            raise _Unreachable(f"HTTP {response.status_code}: not JSON") from None
-
-
-def _read_retry(call: Callable[[], T]) -> T:
-    """Reads only: three attempts on network failures, 0.2 s then 0.4 s apart."""
-    retrying = retry(
-        retry=retry_if_exception_type(_Unreachable),
-        stop=stop_after_attempt(3),
-        wait=wait_exponential(multiplier=0.2, max=1),
-        reraise=True,
-    )
-    return retrying(call)()
 
 
 class FlatTradeBroker:
@@ -238,13 +165,9 @@ class FlatTradeBroker:
         self._status_wait, self._poll = status_wait_s, poll_interval_s
         self._quote_ttl, self._scrip_ttl = quote_ttl_s, scrip_ttl_s
         self._lookup_delay = lookup_delay_s
-        self._env_token = token
-        self._store: Journal | None = None
-        self._stored: tuple[str, float] | None = None  # (token, expires_at) as last read
-        self._stored_read = -1e9
+        self._tokens = Tokens(name, token)
         self._scrips: dict[str, _Scrip] = {}
         self._quotes: dict[str, _Quote] = {}
-        self._lock = threading.Lock()
 
     @classmethod
     def from_config(cls, name: str, options: dict[str, Any], *, config_dir: Path, file: str) -> FlatTradeBroker:
@@ -275,8 +198,7 @@ class FlatTradeBroker:
 
     def use_session_store(self, journal: Journal) -> None:
         """Keep logins in ``journal``'s database, where every replica finds them."""
-        self._store = journal
-        self._stored_read = -1e9
+        self._tokens.use(SessionStore(journal.engine))
 
     def login_redirect(self) -> str:
         """Where ``GET /auth/flattrade`` sends the browser: FlatTrade's sign-in for this API key."""
@@ -290,91 +212,43 @@ class FlatTradeBroker:
             raise BrokerAuthError("FLATTRADE_API_KEY and FLATTRADE_API_SECRET are not set", broker=self.name)
         digest = hashlib.sha256(f"{self.api_key}{code}{self._api_secret}".encode()).hexdigest()
         payload = {"api_key": self.api_key, "request_code": code, "api_secret": digest}
-        try:
-            response = self.client.http.post(f"{self.auth_url}/apitoken", json=payload, timeout=self.client.timeout)
-            answer = response.json()
-        except (requests.RequestException, ValueError):
-            raise BrokerUnavailable("FlatTrade's login service did not answer: try again", broker=self.name) from None
-        token = answer.get("token") if isinstance(answer, dict) else None
-        # FlatTrade's docs print "status", its own token script and live answers use "stat"
-        if not isinstance(answer, dict) or (answer.get("stat") or answer.get("status")) != "Ok" or not token:
-            reason = noren_error(str(answer.get("emsg") or "")) if isinstance(answer, dict) else "no answer"
-            raise BrokerAuthError(f"FlatTrade refused the login: {reason}", broker=self.name)
-        register(str(token))  # never written from here on, whatever fails next
+        with translated(self.name, login=True):
+            answer = self.client.api_token(self.auth_url, payload)
+        token = login_token(answer, self.name)
+        register(token)  # never written from here on, whatever fails next
         now = time.time()
         expires = next_expiry(now)
-        if self._store is not None:
-            self._store.save_session(self.name, Session(str(token), now, expires))
-        with self._lock:
-            self._stored, self._stored_read = (str(token), expires), time.monotonic()
+        self._tokens.stored(token, now, expires)
         log.info("FlatTrade login stored for %s; valid until 05:00 IST", self.name)
         return expires
 
-    def _token(self) -> str | None:
-        """The stored login while it is valid (re-read every 10 s: another replica may renew it),
-        else ``FLATTRADE_TOKEN``; None when there is neither."""
-        now = time.monotonic()
-        if self._store is not None and now - self._stored_read > 10:
-            stored = self._store.load_session(self.name)
-            if stored is not None:
-                register(stored.token)  # a login another replica stored
-            with self._lock:
-                self._stored = (stored.token, stored.expires_at) if stored is not None else None
-                self._stored_read = now
-        stored_now = self._stored
-        if stored_now is not None and stored_now[1] > time.time():
-            return stored_now[0]
-        return self._env_token or None
-
     def _expired(self, token: str) -> None:
         """FlatTrade said ``token`` no longer works: forget it everywhere."""
-        with self._lock:
-            if self._env_token == token:
-                self._env_token = ""
-            if self._stored is not None and self._stored[0] == token:
-                self._stored = None
-        if self._store is not None:
-            self._store.drop_session(self.name, token)
+        self._tokens.expired(token)
         log.warning("FlatTrade session of %s expired: log in at %s", self.name, LOGIN_PATH)
 
     def session_error(self) -> BrokerError | None:
-        return None if self._token() else SessionExpired(self.name)
+        return None if self._tokens.current() else SessionExpired(self.name)
 
     # -- calls ------------------------------------------------------------------------------------
 
     def _call(self, route: str, data: dict[str, Any], *, read: bool = True) -> Any:
         """One NorenOMS call with the session token; an expired session raises SessionExpired."""
-        token = self._token()
+        token = self._tokens.current()
         if token is None:
             raise SessionExpired(self.name)
-        if read:
-            try:
-                answer = _read_retry(lambda: self.client.call(route, data, token))
-            except _Unreachable as exc:
-                raise BrokerUnavailable(
-                    f"FlatTrade did not answer ({exc}): try again shortly", broker=self.name
-                ) from None
-        else:
-            answer = self.client.call(route, data, token)
-        if isinstance(answer, dict) and answer.get("stat") == "Not_Ok":
-            message = str(answer.get("emsg") or "")
-            if "session expired" in message.lower() or "invalid session key" in message.lower():
-                self._expired(token)
-                raise SessionExpired(self.name)
+        with translated(self.name, placing=not read):
+            if read:
+                answer = read_retry(lambda: self.client.call(route, data, token))
+            else:  # a placement is never repeated blind: a lost answer is looked up
+                answer = self.client.call(route, data, token)
+        if session_expired(answer):
+            self._expired(token)
+            raise SessionExpired(self.name)
         return answer
 
-    @staticmethod
-    def _no_data(answer: Any) -> bool:
-        return isinstance(answer, dict) and "no data" in str(answer.get("emsg", "")).lower()
-
     def _failed(self, route: str, answer: Any) -> BrokerUnavailable:
-        if isinstance(answer, dict) and answer.get("stat") == "Ok":
-            reason = "no usable value in the answer"
-        elif isinstance(answer, dict):
-            reason = noren_error(str(answer.get("emsg", "")))
-        else:
-            reason = "unexpected answer"
-        return BrokerUnavailable(f"FlatTrade {route} failed: {reason}", broker=self.name)
+        return failure(route, answer, self.name)
 
     # -- markets and prices -------------------------------------------------------------------
 
@@ -387,7 +261,7 @@ class FlatTradeBroker:
         wanted = f"{symbol}-EQ" if self.exchange == "NSE" and "-" not in symbol else symbol
         answer = self._call("SearchScrip", {"uid": self.user_id, "exch": self.exchange, "stext": quote_plus(symbol)})
         values = answer.get("values") if isinstance(answer, dict) and answer.get("stat") == "Ok" else None
-        if values is None and not self._no_data(answer):
+        if values is None and not no_data(answer):
             raise self._failed("SearchScrip", answer)
         found = next(
             (v for v in values or [] if isinstance(v, dict) and str(v.get("tsym", "")).upper() == wanted),
@@ -470,7 +344,7 @@ class FlatTradeBroker:
                 raise self._failed("Limits", answer)
             return number(answer.get("cash")) + number(answer.get("payin")) - number(answer.get("marginused"))
         answer = self._call("Holdings", {"uid": self.user_id, "actid": self.account_id, "prd": "C"})
-        if self._no_data(answer):
+        if no_data(answer):
             return ZERO
         if not isinstance(answer, list):
             raise self._failed("Holdings", answer)
@@ -528,14 +402,11 @@ class FlatTradeBroker:
         data = self._jdata(order, market, price)
         try:
             answer = self._call("PlaceOrder", data, read=False)
-        except _Unreachable as exc:
-            log.warning("Order %s: answer lost (%s), looking it up by remarks", order.client_order_id, exc)
+        except OrderOutcomeUnknown as exc:
+            log.warning("Order %s: answer lost (%s), looking it up by remarks", order.client_order_id, exc.__cause__)
             order_no = self._recover(order, market, data)
         else:
-            if not isinstance(answer, dict) or answer.get("stat") != "Ok" or not answer.get("norenordno"):
-                reason = noren_error(str(answer.get("emsg", ""))) if isinstance(answer, dict) else "no answer"
-                raise Rejection(f"FlatTrade refused the order: {reason}", code="broker_rejected")
-            order_no = str(answer["norenordno"])
+            order_no = placed(answer)
         placement = self._settle(order_no, order, market, price)
         return placement if note is None else _with_note(placement, note)
 
@@ -551,16 +422,13 @@ class FlatTradeBroker:
         log.warning("Order %s is not in FlatTrade's order book: sending it once more", order.client_order_id)
         try:
             answer = self._call("PlaceOrder", data, read=False)
-        except _Unreachable:
+        except OrderOutcomeUnknown:
             time.sleep(self._lookup_delay)
             row = self._find_row(order.client_order_id)
             if row is None:
                 raise OrderOutcomeUnknown(broker=self.name) from None
             return str(row["norenordno"])
-        if not isinstance(answer, dict) or answer.get("stat") != "Ok" or not answer.get("norenordno"):
-            reason = noren_error(str(answer.get("emsg", ""))) if isinstance(answer, dict) else "no answer"
-            raise Rejection(f"FlatTrade refused the order: {reason}", code="broker_rejected")
-        return str(answer["norenordno"])
+        return placed(answer)
 
     def _find_row(self, client_order_id: str) -> dict[str, Any] | None:
         """The order-book row tagged ``client_order_id``; None only when the book says it has none.
@@ -575,7 +443,7 @@ class FlatTradeBroker:
         except Exception as exc:  # SessionExpired, BrokerUnavailable, a journal error: all unknown
             log.warning("Order %s: the order-book look-up failed (%s)", client_order_id, type(exc).__name__)
             raise OrderOutcomeUnknown(broker=self.name) from exc
-        if isinstance(answer, dict) and answer.get("stat") == "Not_Ok" and self._no_data(answer):
+        if isinstance(answer, dict) and answer.get("stat") == "Not_Ok" and no_data(answer):
             return None  # NorenOMS's "no data": no orders today
         if not isinstance(answer, list) or not all(isinstance(row, dict) for row in answer):
             log.warning("Order %s: the order book answered something unreadable", client_order_id)
@@ -606,8 +474,7 @@ class FlatTradeBroker:
             time.sleep(self._poll)
         placement = self._placement(row or {}, order_no, order, market, price)
         if placement.status == REJECTED:
-            reason = noren_error(str((row or {}).get("rejreason") or "no reason given"))
-            raise Rejection(f"FlatTrade rejected order {order_no}: {reason}", code="broker_rejected")
+            raise rejected(order_no, row or {})
         return placement
 
     def _placement(self, row: dict[str, Any], order_no: str, order: Order, market: Market, price: Decimal) -> Placement:
