@@ -240,3 +240,35 @@ def test_a_reservation_is_settled_whatever_the_outcome(
     with serving(app, threads=threads_of(app)) as server:
         again, body, _ = post(server, id=f"after-{script}", quantity="0.2")
     assert again == 200, body
+
+
+@pytest.mark.parametrize("journal_settings", ["sqlite"], indirect=True)
+def test_health_checks_are_answered_while_every_worker_thread_waits_on_the_exchange(
+    testnet: Callable[[], OrdergateApp], exchange: FakeBinance
+) -> None:
+    """A burst larger than the thread pool: the probes have threads of their own, so the platform
+    does not take a busy service for a dead one."""
+    app = testnet()
+    releases = [exchange.hang_next_order(12) for _ in range(2)]
+    with serving(app, threads=2) as server:
+        workers = [threading.Thread(target=post, args=(server,), kwargs={"id": f"busy-{i}"}) for i in range(2)]
+        for worker in workers:
+            worker.start()
+        deadline = time.monotonic() + 5
+        while len(exchange.order_requests()) < 2 and time.monotonic() < deadline:  # both threads wait there
+            time.sleep(0.01)
+        assert len(exchange.order_requests()) == 2
+
+        def health(path: str) -> tuple[int, float]:
+            started = time.monotonic()
+            status, _ = server.request("GET", path)
+            return status, time.monotonic() - started
+
+        probes = at_once([lambda: health("/healthz"), lambda: health("/readyz"), lambda: health("/healthz/")])
+        for release in releases:
+            release.set()
+        for worker in workers:
+            worker.join(timeout=30)
+    assert not [p for p in probes if isinstance(p, Exception)], probes
+    assert [status for status, _ in probes] == [200, 200, 200]
+    assert max(seconds for _, seconds in probes) < 1.0
