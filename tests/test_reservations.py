@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from ordergate.config import Settings
+from ordergate.pipeline.errors import JournalUnavailable
 from ordergate.pipeline.journal import database_url
 from ordergate.pipeline.reservations import (
     EXPIRE_S,
@@ -129,3 +130,16 @@ def test_amounts_are_kept_exactly(make_ledger: Callable[[], Reservations], clock
     assert [h.amount for h in ledger.held()] == [Decimal("99.999999999999999999999")]
     assert reserve(ledger, tiny, "b", asked=clock.now)
     assert not reserve(ledger, tiny, "c", asked=clock.now)
+
+
+def test_a_ledger_that_cannot_be_written_refuses_before_anything_is_sent(tmp_path: Path, clock: Clock) -> None:
+    """A 503 the sender may retry (nothing was placed), not a fault answered 500."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger = SqlReservations(engine, clock)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE reservations"))
+    with pytest.raises(JournalUnavailable) as raised:
+        reserve(ledger, "1", "a", asked=clock.now)
+    assert raised.value.status == 503
+    assert "reservation" in raised.value.message
+    engine.dispose()

@@ -38,6 +38,9 @@ from typing import Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ordergate.pipeline.errors import JournalUnavailable
+from ordergate.pipeline.journal import describe_failure
+
 # A reservation older than this belongs to a placement that can no longer be running (a ccxt
 # placement with its look-ups ends within a few minutes at the longest timeout): its process died.
 EXPIRE_S = 600.0
@@ -186,6 +189,16 @@ class SqlReservations:
         metadata.create_all(engine)
 
     def reserve(
+        self, account: str, asset: str, amount: Decimal, signal_id: str, *, free: Decimal, asked: float
+    ) -> bool:
+        """As :meth:`Reservations.reserve`; a database that cannot be written raises
+        :class:`JournalUnavailable` (a 503 before anything is sent: the sender may retry)."""
+        try:
+            return self._reserve(account, asset, amount, signal_id, free=free, asked=asked)
+        except sa.exc.SQLAlchemyError as exc:
+            raise JournalUnavailable(f"the reservation could not be written: {describe_failure(exc)}") from exc
+
+    def _reserve(
         self, account: str, asset: str, amount: Decimal, signal_id: str, *, free: Decimal, asked: float
     ) -> bool:
         with self._serialized(), self.engine.begin() as conn:
