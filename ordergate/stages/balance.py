@@ -61,7 +61,7 @@ class BalanceCheck:
         asset, needed = required_funds(order, market, prices.high, self.broker.leverage(market.symbol))
         if needed <= 0:
             return signal
-        asked = self.reservations.clock()  # before the read: the balance is at least this old
+        asked = self.reservations.clock()  # when the read began: holds settled after it still count
         free = self.broker.free_balance(asset)
         if not self.reservations.reserve(self.broker.name, asset, needed, signal.id, free=free, asked=asked):
             raise Rejection(INSUFFICIENT_BALANCE, code="insufficient_balance")
