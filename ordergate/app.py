@@ -26,6 +26,7 @@ from ordergate.pipeline.journal import UNKNOWN, Entry, Journal, database_url, de
 from ordergate.pipeline.money import MAX_DIGITS, too_long
 from ordergate.pipeline.recovery import reconcile
 from ordergate.pipeline.registry import Service, build_service
+from ordergate.pipeline.reservations import ledger_for
 from ordergate.pipeline.runner import Outcome, Runner
 from ordergate.pipeline.signal import Signal
 from ordergate.pipeline.text import json_text, shown_field, unstorable
@@ -480,7 +481,7 @@ def create_app(
 ) -> OrdergateApp:
     """Build the WSGI app from validated settings; ``brokers`` replaces configured ones by name."""
     journal = journal or open_journal(settings)
-    service = build_service(settings, brokers, journal.account_lock)
+    service = build_service(settings, brokers, ledger_for(journal.engine))
     app = OrdergateApp(service, journal)
     # A single process owns a SQLite journal: whatever it left in flight was cut off by a crash.
     # Replicas sharing PostgreSQL only settle what has been in flight for a minute.

@@ -57,7 +57,7 @@ def _serve(args: argparse.Namespace) -> int:
         server.port,
         settings.environment,
         routes,
-        server.server.adj.threads,  # what waitress itself was given: WAITRESS_THREADS, default 8
+        server.server.adj.threads,  # what waitress itself was given: WAITRESS_THREADS, default 64
     )
     for line in route_summary(app.service):
         log.info(line)

@@ -360,7 +360,7 @@ SCHEMA: dict[str, Any] = {
         "schema": {
             "host": {"type": "string", "default": "0.0.0.0"},  # noqa: S104 - a server listens
             "port": {"type": "integer", "min": 1, "max": 65535, "default": 8080},
-            "threads": {"type": "integer", "min": 1, "max": 256, "default": 8},
+            "threads": {"type": "integer", "min": 1, "max": 256, "default": 64},
             "max_body_bytes": {"type": "integer", "min": 256, "max": 10_485_760, "default": 16384},
             # a request must arrive whole (headers and body) this long after its first byte
             "request_deadline_s": {"type": "decimal", "min": 0.5, "max": 300, "default": 10},

@@ -17,6 +17,10 @@ and the tests both use it), from the ``server:`` settings:
   longest idle ones) to make room. A request being served is never closed;
 * poll() instead of select(), whose 1024-descriptor ceiling a few hundred connections and the
   process's own files would reach, and the soft open-file limit raised to fit the connections;
+* health checks (``GET /healthz``, ``/readyz``) have two threads of their own: waitress has one
+  queue of requests for its ``threads``, so with every thread busy on a signal (each waits a
+  broker round trip) a probe would wait behind them and the platform would restart a healthy
+  service in the middle of a burst;
 * forwarding headers (``X-Forwarded-For``, ``Forwarded``, ``X-Real-IP``) reach the app as sent:
   waitress would drop them unless they come from its one ``trusted_proxy`` address, while
   :class:`ordergate.auth.Gate` decides from ``auth.trusted_proxies`` (networks, not one address)
@@ -44,7 +48,7 @@ from waitress import wasyncore
 from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
-from waitress.task import ErrorTask
+from waitress.task import ErrorTask, ThreadedTaskDispatcher
 
 log = logging.getLogger("ordergate")
 
@@ -67,6 +71,9 @@ SWEEP_EVERY_S = 0.25
 # Request line and headers: over this, 431 (waitress's default, 256 KB, held in memory per
 # connection, would let 1000 connections pin 256 MB). Railway's edge forwards at most 16 KB.
 MAX_HEADER_BYTES = 16384
+# Requests served by their own threads, never queued behind signals (see the module docstring).
+HEALTH_PATHS = frozenset({"/healthz", "/readyz"})
+HEALTH_THREADS = 2
 # Descriptors the process needs besides its connections: journal, logs, broker sessions, threads.
 SPARE_FILES = 64
 
@@ -160,6 +167,22 @@ class EdgeServer(TcpWSGIServer):
         self.evicted = 0
         self.timed_out = 0
         super().__init__(app, adj=adj)
+        self.health_dispatcher = ThreadedTaskDispatcher()
+        self.health_dispatcher.set_thread_count(HEALTH_THREADS)
+
+    def add_task(self, task: Any) -> None:
+        """A connection with a request to serve: a health check goes to its own threads."""
+        requests = getattr(task, "requests", None)
+        request = requests[0] if requests else None
+        path = str(getattr(request, "path", "") or "").rstrip("/")
+        if request is not None and request.command in ("GET", "HEAD") and path in HEALTH_PATHS:
+            self.health_dispatcher.add_task(task)
+        else:
+            self.task_dispatcher.add_task(task)
+
+    def close(self) -> None:
+        super().close()
+        self.health_dispatcher.shutdown(timeout=1)
 
     def channels(self) -> list[EdgeChannel]:
         return [ch for ch in list(self._map.values()) if isinstance(ch, EdgeChannel)]
@@ -305,5 +328,6 @@ class GracefulServer:
         if self._busy():
             log.warning("Drain time (%.0f s) is over with requests still in flight", drain_s)
         self.server.task_dispatcher.shutdown(timeout=max(0.1, deadline - time.monotonic()))  # type: ignore[arg-type]
+        self.server.health_dispatcher.shutdown(timeout=0.1)  # type: ignore[arg-type]
         wasyncore.close_all(channels)
         log.info("Stopped")

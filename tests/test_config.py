@@ -352,9 +352,9 @@ def test_development_runs_without_a_secret_and_can_be_made_to_require_one(config
 @pytest.mark.parametrize(
     ("environ", "port", "threads"),
     [
-        ({}, 8080, 8),
-        ({"PORT": ""}, 8080, 8),  # empty means unset when there is a default
-        ({"PORT": "9090"}, 9090, 8),
+        ({}, 8080, 64),
+        ({"PORT": ""}, 8080, 64),  # empty means unset when there is a default
+        ({"PORT": "9090"}, 9090, 64),
         ({"PORT": "9090", "WAITRESS_THREADS": "16"}, 9090, 16),
     ],
 )

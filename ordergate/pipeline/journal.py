@@ -25,7 +25,6 @@ identity (device, inode) with the one opened: one ``os.stat``, a few microsecond
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -143,8 +142,6 @@ class Journal:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine: Engine = sa.create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
-        self._locks: dict[str, threading.Lock] = {}
-        self._locks_guard = threading.Lock()
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         metadata.create_all(self.engine)
@@ -210,27 +207,6 @@ class Journal:
             if conn.execute(health.update().where(health.c.id == 1).values(checked_at=now)).rowcount == 0:
                 conn.execute(health.insert().values(id=1, checked_at=now))
 
-    @contextmanager
-    def account_lock(self, account: str) -> Iterator[None]:
-        """Hold ``account`` exclusively: in this process, and on PostgreSQL across replicas.
-
-        The runner holds it from the balance check through the placement, so two signals can
-        never both pass the check for the same funds.
-        """
-        with self._locks_guard:
-            local = self._locks.setdefault(account, threading.Lock())
-        with local:
-            if self.engine.dialect.name != "postgresql":
-                yield
-                return
-            key = int.from_bytes(hashlib.sha256(account.encode()).digest()[:8], "big", signed=True)
-            with self.engine.connect() as conn:
-                conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": key})
-                try:
-                    yield
-                finally:
-                    conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-                    conn.commit()
 
     def claim(
         self, signal_id: str, route: str, payload: Mapping[str, Any] | None, key: str | None, received_at: float

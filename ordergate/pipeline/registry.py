@@ -8,8 +8,7 @@ names, bad options (Cerberus), impossible chains (a stage before what it require
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -18,6 +17,7 @@ from ordergate.brokers import build_broker
 from ordergate.brokers.base import Broker
 from ordergate.config import Settings, validate
 from ordergate.pipeline.errors import ConfigError
+from ordergate.pipeline.reservations import MemoryReservations, Reservations
 from ordergate.pipeline.runner import Observer, Runner
 from ordergate.pipeline.stage import Limits, RouteContext, Stage
 from ordergate.stages import BUILTIN
@@ -108,12 +108,15 @@ def build_chain(
 def build_service(
     settings: Settings,
     brokers: Mapping[str, Broker] | None = None,
-    account_lock: Callable[[str], AbstractContextManager[None]] | None = None,
+    reservations: Reservations | None = None,
 ) -> Service:
     """Build brokers (unless injected) and every route's chain; raises ConfigError, which
-    names the environment variables that set the key it is about (``Settings.explain``)."""
+    names the environment variables that set the key it is about (``Settings.explain``).
+
+    Every route shares ``reservations`` (the ledger of funds held by signals in flight; by
+    default one in this process), so two routes on one account never spend the same funds."""
     try:
-        return _build_service(settings, brokers, account_lock)
+        return _build_service(settings, brokers, reservations or MemoryReservations())
     except ConfigError as error:
         settings.explain(error)
         raise
@@ -122,7 +125,7 @@ def build_service(
 def _build_service(
     settings: Settings,
     brokers: Mapping[str, Broker] | None,
-    account_lock: Callable[[str], AbstractContextManager[None]] | None,
+    reservations: Reservations,
 ) -> Service:
     data = settings.data
     if brokers is None:
@@ -176,7 +179,7 @@ def _build_service(
             dedupe_window_s=route["dedupe_window_s"],
             product=route["product"],
             config_dir=settings.config_dir,
-            account_lock=account_lock,
+            reservations=reservations,
         )
         pipeline_file = settings.origin(f"pipelines.{route['pipeline']}")
         runners[route_name] = build_chain(

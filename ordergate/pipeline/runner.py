@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, Protocol
@@ -237,9 +236,6 @@ class Runner:
         self.stages = tuple(stages)
         self.observers = tuple(observers)
         self.execute_at = next((i for i, (n, _) in enumerate(self.stages) if n == "execute"), None)
-        self.exclusive_at = next(
-            (i for i, (_, stage) in enumerate(self.stages) if getattr(stage, "exclusive", False)), None
-        )
 
     @property
     def names(self) -> list[str]:
@@ -254,23 +250,44 @@ class Runner:
         ``placing`` is called just before ``execute`` (the journal marks that the order may exist
         from then on); if it fails, nothing is sent and the outcome is a retryable error: its
         own 503 when it raises a BrokerError (the journal's JournalUnavailable), else a 500.
+
+        No lock is held while the stages run. Funds the ``balance`` stage reserved are settled
+        here, the one place every outcome passes (faults and interruptions included), once the
+        placement has ended, and before the observers (a slow notification holds no funds).
         """
         refusal = self._refusal(signal)
         if isinstance(refusal, Rejection):
             return self.observe(Outcome(signal, self.route, "rejected", (), rejection=refusal))
         if refusal is not None:
             return self.observe(Outcome(signal, self.route, "error", (), error=refusal))
-        with ExitStack() as held:
-            outcome = self._run_stages(signal, held, placing)
+        try:
+            outcome = self._run_stages(signal, placing)
+        except BaseException:  # the stages catch every Exception: this is an interruption
+            self._settle(signal.id, None)
+            raise
+        self._settle(signal.id, outcome)
         return self.observe(outcome)
 
-    def _run_stages(self, signal: Signal, held: ExitStack, placing: Callable[[Signal], None] | None) -> Outcome:
+    def _settle(self, signal_id: str, outcome: Outcome | None) -> None:
+        """End ``signal_id``'s reservation: first the broker forgets a cached balance the order may
+        have moved (unless it filled whole: adapters count a full fill into their cache), so that
+        a balance read after the reservation is gone includes the order."""
+        reached = outcome is None or any(step.stage == "execute" for step in outcome.trace)
+        whole = outcome is not None and outcome.placement is not None and outcome.placement.status == "FILLED"
+        try:
+            if reached and not whole:
+                self.route.broker.forget_balance()
+        finally:
+            try:
+                self.route.reservations.release(signal_id)
+            except Exception:  # the hold expires on its own; the outcome stands
+                log.exception("Could not settle the reservation of signal %s", signal_id)
+
+    def _run_stages(self, signal: Signal, placing: Callable[[Signal], None] | None) -> Outcome:
         trace: list[Step] = []
         outcome: Outcome | None = None
         clock = time.perf_counter_ns
         for index, (name, stage) in enumerate(self.stages):
-            if index == self.exclusive_at and self.route.account_lock is not None:
-                held.enter_context(self.route.account_lock(self.route.broker.name))
             started = clock()
             if index == self.execute_at and placing is not None:
                 try:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from ordergate.pipeline.reservations import MemoryReservations, Reservations
 from ordergate.pipeline.signal import Signal
 
 if TYPE_CHECKING:
@@ -34,7 +33,9 @@ class RouteContext:
     environment: str
     limits: Limits
     schemas_dir: Path
-    account_lock: Callable[[str], AbstractContextManager[None]] | None = None  # see Journal.account_lock
+    # where the balance stage holds the funds an order needs until its placement ends (shared
+    # by every route of the service, and by replicas on PostgreSQL; see pipeline/reservations.py)
+    reservations: Reservations = field(default_factory=MemoryReservations)
     live_blocked: bool = False  # a real-money broker outside ORDERGATE_ENV=live + LIVE_TRADING=yes
     max_age_s: int | None = None  # refuse signals whose "time" is older than this
     max_future_s: int = 5  # with max_age_s: refuse a "time" further ahead of the clock than this
@@ -53,8 +54,9 @@ class Stage(Protocol):
 
     * ``options_schema``: Cerberus schema of its YAML options (validated at startup).
     * ``requires``: stages that must come earlier in the same chain.
-    * ``exclusive`` (optional): from this stage on, the run holds the account's lock, so that
-      what it checked (the balance) still holds when the order is placed.
+
+    No stage holds a lock across a broker call: ``balance`` reserves the funds it checked in
+    the route's ledger, and the runner settles the reservation when the signal's life ends.
     """
 
     options_schema: ClassVar[dict[str, Any]]

@@ -35,14 +35,20 @@ class BalanceCheck:
     under ``stages:``). Futures
     margin is counted as if the order opened a position, so it errs on the safe side for an
     order that reduces one; mark closing orders ``reduceOnly``.
+
+    What passes is *reserved* (see ordergate.pipeline.reservations): the balance is read
+    first, outside any lock (it may be a round trip), then the ledger decides under a short
+    lock whether that balance, less what other signals in flight hold, covers the order. Two
+    signals can never both pass on the same funds; the runner settles the reservation when
+    the placement ends. An order that spends nothing (reduce-only futures) reserves nothing.
     """
 
     options_schema: ClassVar[dict[str, Any]] = {"enabled": {"type": "boolean", "default": True}}
     requires: ClassVar[tuple[str, ...]] = ("schema", "notional")
-    exclusive: ClassVar[bool] = True
 
     def __init__(self, options: dict[str, Any], route: RouteContext) -> None:
         self.broker = route.broker
+        self.reservations = route.reservations
         self.enabled: bool = options["enabled"]
 
     def __call__(self, signal: Signal) -> Signal:
@@ -53,6 +59,10 @@ class BalanceCheck:
         prices = signal.prices
         assert prices is not None  # set by notional, which the registry puts first
         asset, needed = required_funds(order, market, prices.high, self.broker.leverage(market.symbol))
-        if needed > 0 and self.broker.free_balance(asset) < needed:
+        if needed <= 0:
+            return signal
+        asked = self.reservations.clock()  # when the read began: holds settled after it still count
+        free = self.broker.free_balance(asset)
+        if not self.reservations.reserve(self.broker.name, asset, needed, signal.id, free=free, asked=asked):
             raise Rejection(INSUFFICIENT_BALANCE, code="insufficient_balance")
         return signal

@@ -18,7 +18,6 @@ class OrderExecution:
     options_schema: ClassVar[dict[str, Any]] = {}
     requires: ClassVar[tuple[str, ...]] = ("schema", "whitelist")
     unique: ClassVar[bool] = True
-    exclusive: ClassVar[bool] = True
 
     def __init__(self, options: dict[str, Any], route: RouteContext) -> None:
         self.broker = route.broker

@@ -43,6 +43,10 @@ Two scripts say what goes wrong:
   lose the answer (the connection is closed without a response, as a dropped proxy or a timeout
   looks to the client), and with which status.
 
+Two knobs say how slow it is: ``latency_s`` delays every answer (a round trip from a cloud
+region is about 250 ms), and :meth:`FakeBinance.hang_next_order` holds the next order request
+for longer, as a matching engine under load does; the other requests are answered meanwhile.
+
 Use it with the app by pointing ``BINANCE_API_URL`` at :attr:`FakeBinance.url` (see
 tests/test_recovery.py, tests/test_retry.py), or with a broker built with ``api_url``
 (tests/brokers/test_contract.py).
@@ -193,6 +197,7 @@ class FakeBinance:
     futures_available: Decimal = Decimal(10000)
     liquidity: bool = True  # False: MARKET orders find no counterparty and EXPIRE unfilled
     clock_ahead_ms: int = 0  # the exchange's clock is this far ahead of ours: signed requests may fail -1021
+    latency_s: float = 0.0  # every answer waits this long (each request on its own thread)
     requests: list[Seen] = field(default_factory=list)
     url: str = ""
     _plans: deque[Plan] = field(default_factory=deque)
@@ -204,6 +209,8 @@ class FakeBinance:
     _locked: dict[str, Decimal] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(8_389_765_500))
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _hangs: deque[tuple[float, threading.Event]] = field(default_factory=deque)
+    _closing: threading.Event = field(default_factory=threading.Event)  # ends every wait when the server stops
 
     # -- the script ---------------------------------------------------------------------------
 
@@ -222,6 +229,28 @@ class FakeBinance:
         assert not unknown, f"no such fault: {unknown}"
         with self._lock:
             self._faults.setdefault(endpoint, deque()).extend(faults)
+
+    def hang_next_order(self, seconds: float) -> threading.Event:
+        """Hold the next order request ``seconds`` (besides ``latency_s``) before it reaches the
+        matching engine and is answered; setting the event returned ends the hang early."""
+        done = threading.Event()
+        with self._lock:
+            self._hangs.append((seconds, done))
+        return done
+
+    def pause(self, method: str, path: str) -> None:
+        """Wait as long as this request takes at the exchange (returns at once when it stops)."""
+        if self.latency_s > 0:
+            self._closing.wait(self.latency_s)
+        if not Seen(method, path, {}).is_order:
+            return
+        with self._lock:
+            hang = self._hangs.popleft() if self._hangs else None
+        if hang is not None:
+            seconds, done = hang
+            deadline = time.monotonic() + seconds
+            while not (done.is_set() or self._closing.is_set()) and time.monotonic() < deadline:
+                done.wait(min(0.05, max(0.0, deadline - time.monotonic())))
 
     def fail_until_healed(self, endpoint: str, fault: str) -> None:
         """Answer every request to ``endpoint`` with ``fault`` (after those queued) until :meth:`heal`."""
@@ -560,6 +589,7 @@ class _Handler(BaseHTTPRequestHandler):
         exchange = self.server.exchange  # type: ignore[attr-defined]
         with exchange._lock:
             exchange.requests.append(Seen(self.command, split.path, params))
+        exchange.pause(self.command, split.path)
         skewed = exchange.outside_recv_window(fields)
         answer = (400, _error(-1021)) if skewed else exchange.handle(self.command, split.path, params)
         if answer is None:  # the answer is lost: close without a response
@@ -580,12 +610,18 @@ class _Handler(BaseHTTPRequestHandler):
         return  # the test's own assertions say what matters
 
 
+class _Server(ThreadingHTTPServer):
+    # a burst of connections at once: the default backlog (5) drops the rest's SYNs, which the
+    # client re-sends a second later; a real exchange's edge accepts them
+    request_queue_size = 256
+
+
 class Serving:
     """A running fake exchange: ``with Serving(FakeBinance()) as exchange: exchange.url``."""
 
     def __init__(self, exchange: FakeBinance) -> None:
         self.exchange = exchange
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
         self._server.exchange = exchange  # type: ignore[attr-defined]
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -596,6 +632,7 @@ class Serving:
         return self.exchange
 
     def __exit__(self, *exc: object) -> None:
+        self.exchange._closing.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
