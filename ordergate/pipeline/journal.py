@@ -207,7 +207,6 @@ class Journal:
             if conn.execute(health.update().where(health.c.id == 1).values(checked_at=now)).rowcount == 0:
                 conn.execute(health.insert().values(id=1, checked_at=now))
 
-
     def claim(
         self, signal_id: str, route: str, payload: Mapping[str, Any] | None, key: str | None, received_at: float
     ) -> Entry | None:
