@@ -33,8 +33,9 @@ lint: $(VENV)/.test-deps
 test: lint
 	$(BIN)/python -m pytest
 
+# The performance table (see the README's Performance section); BENCH_QUICK=1 for a smoke run.
 bench: $(VENV)/.test-deps
-	$(BIN)/python bench/bench_webhook.py
+	$(BIN)/python -m bench.suite
 
 # Re-record the exchange cassettes against Binance's real test endpoints. Spot testnet
 # (testnet.binance.vision) and USD-M futures demo trading (demo.binance.com) have separate keys:
