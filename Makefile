@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 
-.PHONY: run test lint bench check record mutate clean
+.PHONY: run test lint bench profile check record mutate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ test: lint
 # The performance table (see the README's Performance section); BENCH_QUICK=1 for a smoke run.
 bench: $(VENV)/.test-deps
 	$(BIN)/python -m bench.suite
+
+# Where a served signal's time goes: py-spy samples the server under load (PROFILE_SECONDS=10).
+profile: $(VENV)/.test-deps
+	$(BIN)/python -m pip install $(PIP_FLAGS) py-spy==0.4.3
+	$(BIN)/python -m bench.profile
 
 # Re-record the exchange cassettes against Binance's real test endpoints. Spot testnet
 # (testnet.binance.vision) and USD-M futures demo trading (demo.binance.com) have separate keys:
