@@ -253,18 +253,6 @@ def chain(sizes: Sizes, scratch: Path) -> list[Row]:
 # -- a slow loopback exchange: burst and round trips ---------------------------------------------
 
 
-@dataclass
-class SlowBinance(FakeBinance):
-    """The loopback Binance, answering every request ``answer_after_s`` late (a cloud round trip)."""
-
-    answer_after_s: float = 0.0
-
-    def handle(self, method: str, path: str, params: dict[str, str]) -> tuple[int, Any] | None:
-        if self.answer_after_s:
-            time.sleep(self.answer_after_s)
-        return super().handle(method, path, params)
-
-
 def testnet_app(exchange: FakeBinance, scratch: Path, name: str) -> tuple[OrdergateApp, Settings]:
     environ = {
         "WEBHOOK_SECRET": SECRET,
@@ -306,7 +294,7 @@ def close_app(app: OrdergateApp) -> None:
 
 def burst(sizes: Sizes, scratch: Path) -> list[Row]:
     rows: list[Row] = []
-    with Serving(SlowBinance(answer_after_s=sizes.exchange_latency_s)) as exchange:
+    with Serving(FakeBinance(latency_s=sizes.exchange_latency_s)) as exchange:
         app, settings = testnet_app(exchange, scratch, "burst")
         try:
             with served(app, settings) as url:
@@ -349,7 +337,7 @@ def _one_burst(exchange: FakeBinance, url: str, n: int, sizes: Sizes) -> Row:
 
 
 def round_trips(sizes: Sizes, scratch: Path) -> list[Row]:
-    with Serving(SlowBinance()) as exchange:
+    with Serving(FakeBinance()) as exchange:
         app, settings = testnet_app(exchange, scratch, "trips")
         try:
             with served(app, settings) as url:
