@@ -11,6 +11,7 @@ from bench import suite
 
 TINY = suite.Sizes(
     chain_signals=20,
+    recent_signals=40,
     load_seconds=0.5,
     load_runs=1,
     connections=2,
@@ -32,6 +33,7 @@ def test_the_bench_table_has_every_row_with_its_target_and_verdict() -> None:
         "throughput ratio full / bare",
         "chain in process (parse + stages)",
         "  stage execute",
+        "chain after 40 signals",
         "burst 2 at once",
         "burst 3 at once",
         "exchange round trips per signal",
