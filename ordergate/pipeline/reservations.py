@@ -30,6 +30,7 @@ import hashlib
 import secrets
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -99,53 +100,89 @@ def _short(free: Decimal, holds: list[Hold], amount: Decimal, asked: float, owne
 
 
 class MemoryReservations:
-    """The ledger of one process: a lock held for a few dictionary operations."""
+    """The ledger of one process: a lock held for a few dictionary operations.
+
+    A reserve costs the same however many signals settled in the last two minutes: per account
+    and asset, the holds of running placements are a dict (a few), and the settled ones a queue
+    in settlement order, read from the newest back only as far as the balance read's time (a
+    paper balance is read at once: none; a cached one, the signals since it was read) and
+    dropped from the oldest end once :data:`KEEP_SETTLED_S` has passed.
+    """
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
         self.owner = "local"
-        self._holds: dict[str, Hold] = {}
+        self._open: dict[tuple[str, str], dict[str, Hold]] = {}
+        self._settled: dict[tuple[str, str], deque[Hold]] = {}
+        self._where: dict[str, tuple[str, str]] = {}  # every hold's account and asset, by signal
         self._lock = threading.Lock()
 
     def reserve(
         self, account: str, asset: str, amount: Decimal, signal_id: str, *, free: Decimal, asked: float
     ) -> bool:
+        key = (account, asset)
         with self._lock:
             now = self.clock()
-            self._purge(now)
-            holds = [
-                h
-                for h in self._holds.values()
-                if h.account == account and h.asset == asset and h.signal_id != signal_id
-            ]
-            if _short(free, holds, amount, asked, self.owner, now):
+            self._purge(key, now)
+            running = self._open.get(key, {})
+            spent = sum(
+                (h.amount for h in running.values() if h.signal_id != signal_id and now - h.at < EXPIRE_S),
+                Decimal(0),
+            )
+            for hold in reversed(self._settled.get(key, ())):  # newest first, as far back as the read
+                if hold.settled_at is None or hold.settled_at <= asked:
+                    break
+                if hold.signal_id != signal_id:
+                    spent += hold.amount
+            if free - spent < amount:
                 return False
-            self._holds[signal_id] = Hold(signal_id, account, asset, amount, now, owner=self.owner)
+            self._drop(signal_id)  # a signal holds one reservation: reserving again replaces it
+            self._open.setdefault(key, {})[signal_id] = Hold(signal_id, account, asset, amount, now, owner=self.owner)
+            self._where[signal_id] = key
             return True
 
     def release(self, signal_id: str) -> None:
         with self._lock:
-            hold = self._holds.get(signal_id)
-            if hold is not None and hold.settled_at is None:
-                self._holds[signal_id] = replace(hold, settled_at=self.clock())
+            key = self._where.get(signal_id)
+            hold = self._open.get(key, {}).pop(signal_id, None) if key is not None else None
+            if key is None or hold is None:
+                return
+            settled = self._settled.setdefault(key, deque())
+            # in settlement order even if the clock steps back: a later settlement counts longer (the safe side)
+            last = settled[-1].settled_at if settled else None
+            now = self.clock()
+            settled.append(replace(hold, settled_at=now if last is None else max(now, last)))
 
     def held(self, account: str | None = None) -> list[Hold]:
         with self._lock:
             now = self.clock()
             return [
                 h
-                for h in self._holds.values()
-                if h.settled_at is None and now - h.at < EXPIRE_S and account in (None, h.account)
+                for (owner, _), running in self._open.items()
+                if account in (None, owner)
+                for h in running.values()
+                if now - h.at < EXPIRE_S
             ]
 
-    def _purge(self, now: float) -> None:
-        gone = [
-            k
-            for k, h in self._holds.items()
-            if (h.settled_at is not None and now - h.settled_at > KEEP_SETTLED_S) or now - h.at > EXPIRE_S
-        ]
-        for key in gone:
-            del self._holds[key]
+    def _purge(self, key: tuple[str, str], now: float) -> None:
+        running = self._open.get(key, {})
+        for signal_id in [k for k, h in running.items() if now - h.at > EXPIRE_S]:  # a crash's holds
+            del running[signal_id]
+            self._where.pop(signal_id, None)
+        settled = self._settled.get(key)
+        while settled and now - (settled[0].settled_at or now) > KEEP_SETTLED_S:
+            gone = settled.popleft()
+            if self._where.get(gone.signal_id) == key and gone.signal_id not in running:
+                del self._where[gone.signal_id]
+
+    def _drop(self, signal_id: str) -> None:
+        """Forget ``signal_id``'s hold, running or settled (before it reserves again)."""
+        key = self._where.pop(signal_id, None)
+        if key is None:
+            return
+        if self._open.get(key, {}).pop(signal_id, None) is None:
+            settled = self._settled.get(key, deque())
+            self._settled[key] = deque(h for h in settled if h.signal_id != signal_id)
 
 
 metadata = sa.MetaData()
