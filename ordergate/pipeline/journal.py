@@ -136,6 +136,29 @@ class Entry:
         return not self.pending and self.http_status is not None and self.http_status >= 500
 
 
+# The hot path's statements, built once and executed with parameters: built per call,
+# SQLAlchemy coerces, builds and cache-keys each one anew, half the journal's cost a signal
+# (README, Performance).
+_CLAIM = signals.insert()
+_PLACING = (
+    signals.update()
+    .where(signals.c.id == sa.bindparam("b_id"), signals.c.status == IN_FLIGHT)
+    .values(status=PLACING, client_order_id=sa.bindparam("b_client_order_id"))
+)
+_FINISHED = ("status", "http_status", "response", "client_order_id", "broker_order_id", "completed_at")
+
+
+def _finish_statement(trace: bool, expected: bool) -> sa.Update:
+    query = signals.update().where(signals.c.id == sa.bindparam("b_id"))
+    if expected:
+        query = query.where(signals.c.status == sa.bindparam("b_expected"))
+    values: dict[str, Any] = {name: sa.bindparam(f"b_{name}") for name in (*_FINISHED, *(("trace",) if trace else ()))}
+    return query.values(**values)
+
+
+_FINISH = {(t, e): _finish_statement(t, e) for t in (True, False) for e in (True, False)}  # (trace, expected status)
+
+
 class Journal:
     """The durable record of signals; safe to share between threads (and replicas on PostgreSQL)."""
 
@@ -226,13 +249,13 @@ class Journal:
         }
         if key is None:
             with self._writing() as conn:
-                conn.execute(signals.insert().values(**row))
+                conn.execute(_CLAIM, row)
             return None
         holder: Entry | None = None
         for _ in range(5):
             try:
                 with self._writing(claiming=True) as conn:
-                    conn.execute(signals.insert().values(**row))
+                    conn.execute(_CLAIM, row)
                 return None
             except IntegrityError:
                 holder = self.find_by_key(key)
@@ -272,11 +295,7 @@ class Journal:
         Raises :class:`JournalUnavailable` when it cannot be written: then nothing is sent.
         """
         with self._writing() as conn:
-            conn.execute(
-                signals.update()
-                .where(signals.c.id == signal_id, signals.c.status == IN_FLIGHT)
-                .values(status=PLACING, client_order_id=client_order_id)
-            )
+            conn.execute(_PLACING, {"b_id": signal_id, "b_client_order_id": client_order_id})
 
     def finish(
         self,
@@ -302,11 +321,13 @@ class Journal:
         }
         if trace is not None:
             values["trace"] = _stored(trace)
-        query = signals.update().where(signals.c.id == signal_id)
+        params = {f"b_{name}": value for name, value in values.items()}
+        params["b_id"] = signal_id
         if expected_status is not None:
-            query = query.where(signals.c.status == expected_status)
+            params["b_expected"] = expected_status
+        query = _FINISH[(trace is not None, expected_status is not None)]
         with self._writing() as conn:
-            changed = conn.execute(query.values(**values)).rowcount
+            changed = conn.execute(query, params).rowcount
         return bool(changed)
 
     def record(self, signal_id: str, route: str, status: str, http_status: int, response: Mapping[str, Any]) -> None:
