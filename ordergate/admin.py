@@ -14,11 +14,11 @@ from typing import Any
 
 import falcon
 
+from ordergate.compose import Service
 from ordergate.metrics import CONTENT_TYPE, Metrics
 from ordergate.pipeline.errors import JournalUnavailable, Rejection
 from ordergate.pipeline.journal import Entry, Journal
 from ordergate.pipeline.money import dumps
-from ordergate.pipeline.registry import Service
 from ordergate.pipeline.text import json_text, unstorable
 
 STATUSES = ("received", "filled", "open", "rejected", "error", "unknown", "unauthorized")

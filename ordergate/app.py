@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ordergate.admin import AdminToken, MetricsResource, ReadyResource, SignalsResource
 from ordergate.auth import Gate, RefusalBudget
 from ordergate.brokers.base import Broker
+from ordergate.compose import Service, build_service
 from ordergate.config import Settings
 from ordergate.logs import signal_context
 from ordergate.metrics import Metrics
@@ -25,13 +26,11 @@ from ordergate.pipeline.errors import BrokerError, JournalUnavailable, Rejection
 from ordergate.pipeline.journal import UNKNOWN, Entry, Journal, database_url, describe_failure
 from ordergate.pipeline.money import MAX_DIGITS, too_long
 from ordergate.pipeline.recovery import reconcile
-from ordergate.pipeline.registry import Service, build_service
 from ordergate.pipeline.reservations import ledger_for
 from ordergate.pipeline.runner import Outcome, Runner
-from ordergate.pipeline.signal import Signal
+from ordergate.pipeline.signal import Signal, given_id
 from ordergate.pipeline.text import json_text, shown_field, unstorable
 from ordergate.redact import redacted_dumps
-from ordergate.stages.schema import given_id
 
 log = logging.getLogger("ordergate")
 
@@ -418,7 +417,7 @@ class OrdergateApp(falcon.App):  # type: ignore[type-arg]
         absent_after_s = float(self.service.settings.data["journal"]["absent_after_s"])
         return reconcile(
             self.journal,
-            self.service,
+            self.service.runners,
             older_than_s=older_than_s,
             absent_after_s=absent_after_s,
             observe=self.observe_settlement,

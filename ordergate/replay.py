@@ -37,9 +37,9 @@ from ordergate.app import idempotency_key, new_signal_id, parse_body, refuse_uns
 from ordergate.brokers import broker_money
 from ordergate.brokers.base import Broker
 from ordergate.brokers.paper import PaperBroker
+from ordergate.compose import build_service
 from ordergate.config import Settings
 from ordergate.pipeline.errors import ConfigError, Rejection
-from ordergate.pipeline.registry import build_service
 from ordergate.pipeline.runner import Runner, signal_time
 from ordergate.pipeline.signal import Signal
 

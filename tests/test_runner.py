@@ -10,8 +10,8 @@ from typing import Any, ClassVar
 import pytest
 
 from ordergate.brokers.paper import PaperBroker
+from ordergate.compose import build_chain
 from ordergate.pipeline.errors import BrokerUnavailable, OrderOutcomeUnknown
-from ordergate.pipeline.registry import build_chain
 from ordergate.pipeline.runner import Outcome, Runner
 from ordergate.pipeline.signal import Signal
 from ordergate.pipeline.stage import Limits, RouteContext, Stage

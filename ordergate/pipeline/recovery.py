@@ -20,15 +20,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ordergate.pipeline.errors import OrdergateError
 from ordergate.pipeline.journal import IN_FLIGHT, PLACING, RUNNING, UNKNOWN, Entry, Journal
-from ordergate.pipeline.registry import Service
-from ordergate.pipeline.runner import Outcome
-from ordergate.pipeline.signal import Order, Placement, Signal
-from ordergate.stages.schema import client_order_id, normalize_symbol
+from ordergate.pipeline.runner import Outcome, Runner
+from ordergate.pipeline.signal import Order, Placement, Signal, client_order_id, normalize_symbol
 
 log = logging.getLogger("ordergate")  # its lines are for people: `# pragma: no mutate` on each
 
@@ -47,7 +45,7 @@ def absent_reason(client_order_id: str, seconds: float) -> str:
 
 def reconcile(
     journal: Journal,
-    service: Service,
+    runners: Mapping[str, Runner],
     *,
     older_than_s: float = 0.0,
     absent_after_s: float = 120.0,
@@ -56,9 +54,10 @@ def reconcile(
 ) -> int:
     """Settle what can be settled now; return how many rows got a final or retryable outcome.
 
-    ``older_than_s`` guards rows in flight: with replicas sharing PostgreSQL another replica's
-    signals are in flight for a moment, never for a minute. ``unknown`` rows have answered
-    already, so they are looked up at any age.
+    ``runners`` maps each route's name to its runner (``Service.runners``): a row's route is
+    looked up there, its broker asked. ``older_than_s`` guards rows in flight: with replicas
+    sharing PostgreSQL another replica's signals are in flight for a moment, never for a
+    minute. ``unknown`` rows have answered already, so they are looked up at any age.
     """
     now = clock()
     settled = 0
@@ -66,7 +65,7 @@ def reconcile(
         if entry.status in RUNNING and entry.received_at > now - older_than_s:
             continue
         try:
-            if _settle(journal, service, entry, now, absent_after_s, observe):
+            if _settle(journal, runners, entry, now, absent_after_s, observe):
                 settled += 1
         except OrdergateError as exc:
             log.warning("Signal %s still unsettled: %s", entry.id, exc)  # pragma: no mutate
@@ -76,9 +75,14 @@ def reconcile(
 
 
 def _settle(
-    journal: Journal, service: Service, entry: Entry, now: float, absent_after_s: float, observe: Observe | None
+    journal: Journal,
+    runners: Mapping[str, Runner],
+    entry: Entry,
+    now: float,
+    absent_after_s: float,
+    observe: Observe | None,
 ) -> bool:
-    runner = service.runners.get(entry.route)
+    runner = runners.get(entry.route)
     payload = entry.payload or {}
     symbol = normalize_symbol(str(payload.get("symbol", "")))
     market = runner.route.broker.market(symbol) if runner is not None and symbol else None

@@ -231,8 +231,10 @@ class Runner:
         route: RouteContext,
         stages: Sequence[tuple[str, Stage]],
         observers: Sequence[tuple[str, Observer]] = (),
+        declared: Sequence[str] | None = None,
     ) -> None:
         self.route = route
+        self.declared = tuple(declared) if declared is not None else None
         self.stages = tuple(stages)
         self.observers = tuple(observers)
         self.execute_at = next((i for i, (n, _) in enumerate(self.stages) if n == "execute"), None)
@@ -240,7 +242,9 @@ class Runner:
     @property
     def names(self) -> list[str]:
         """Every entry of the chain, as the YAML declares it (for ``ordergate check``); a stage
-        switched off with ``enabled: false`` is marked ``(off)``."""
+        switched off with ``enabled: false`` (dropped when the chain was built) is marked ``(off)``."""
+        if self.declared is not None:
+            return list(self.declared)
         staged = [n if getattr(s, "enabled", True) else f"{n} (off)" for n, s in self.stages]
         return staged + [n for n, _ in self.observers]
 

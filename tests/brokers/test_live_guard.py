@@ -20,8 +20,8 @@ from ordergate.app import OrdergateApp, create_app, parse_body
 from ordergate.brokers import broker_money
 from ordergate.brokers.ccxt import CcxtBroker
 from ordergate.brokers.flattrade import FlatTradeBroker
+from ordergate.compose import route_summary
 from ordergate.config import load_settings
-from ordergate.pipeline.registry import route_summary
 from ordergate.replay import Replay, Tally
 from tests.brokers.exchange_cassette import Sent, binance_interactions, replayed
 from tests.conftest import CONFIG_DIR
