@@ -20,9 +20,11 @@ import threading
 import time
 from pathlib import Path
 
-from ordergate.app import create_app, new_signal_id, parse_body
+from ordergate.app import create_app
 from ordergate.config import load_settings
+from ordergate.gateway import new_signal_id
 from ordergate.logs import configure_logging
+from ordergate.parse import parse_body
 from ordergate.pipeline.signal import Signal
 from ordergate.server import GracefulServer
 
