@@ -14,6 +14,7 @@ import falcon
 from sqlalchemy.exc import SQLAlchemyError
 
 from ordergate.admin import AdminToken, MetricsResource, ReadyResource, SignalsResource
+from ordergate.answers import repeat_answer
 from ordergate.auth import Gate, RefusalBudget
 from ordergate.brokers.base import Broker
 from ordergate.compose import Service, build_service
@@ -23,7 +24,7 @@ from ordergate.logs import signal_context
 from ordergate.metrics import Metrics
 from ordergate.parse import parse_body
 from ordergate.pipeline.errors import BrokerError, JournalUnavailable, Rejection
-from ordergate.pipeline.journal import UNKNOWN, Entry, Journal, database_url, describe_failure
+from ordergate.pipeline.journal import Journal, database_url, describe_failure
 from ordergate.pipeline.reservations import ledger_for
 from ordergate.pipeline.text import json_text
 from ordergate.redact import redacted_dumps
@@ -69,28 +70,6 @@ class WebhookResource:
             _answer(resp, result.http_status, result.body)
         else:
             _answer(resp, *repeat_answer(result.first))
-
-
-def repeat_answer(first: Entry) -> tuple[int, dict[str, Any]]:
-    """A repeat of a signal id that another request owns: its outcome, or 202 while it has none.
-
-    A final outcome is answered 200 with ``"duplicate": true``; a pending one (in flight, or
-    unknown until the reconciler settles it) 202, placing nothing. A retryable one reaches
-    here only when other copies kept taking the id over: its own 5xx, so the sender retries.
-    """
-    if first.pending or first.response is None:
-        body = {
-            **(first.response or {}),
-            "success": False,
-            "duplicate": True,
-            "status": "unknown" if first.status == UNKNOWN else "in progress",
-            "signalId": first.id,
-        }
-        if first.client_order_id:
-            body["clientOrderId"] = first.client_order_id
-        return 202, body
-    status = first.http_status if first.retryable and first.http_status else 200
-    return status, {**first.response, "duplicate": True}
 
 
 def _answer(resp: falcon.Response, status: int, body: dict[str, Any]) -> None:

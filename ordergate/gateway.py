@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+from ordergate.answers import outcome_answer
 from ordergate.auth import RefusalBudget
 from ordergate.compose import Service
 from ordergate.metrics import Metrics
@@ -151,10 +152,10 @@ class Gateway:
     def _run(self, runner: Runner, signal: Signal) -> Ran:
         """This request owns the signal's id: run the chain, record the outcome."""
         outcome = runner.run(signal, placing=self._placing)
-        body = outcome.body()
-        self._finish(outcome, body)
+        status, body = outcome_answer(outcome)
+        self._finish(outcome, status, body)
         self.metrics.observe(outcome)
-        return Ran(outcome, outcome.http_status, body)
+        return Ran(outcome, status, body)
 
     def _placing(self, signal: Signal) -> None:
         self.journal.placing(signal.id, signal.require_order().client_order_id)
@@ -207,6 +208,7 @@ class Gateway:
             self.service.runners,
             older_than_s=older_than_s,
             absent_after_s=absent_after_s,
+            answer=outcome_answer,
             observe=self.observe_settlement,
         )
 
@@ -217,14 +219,14 @@ class Gateway:
         if runner is not None:
             runner.observe(outcome)
 
-    def _finish(self, outcome: Outcome, body: dict[str, Any]) -> None:
+    def _finish(self, outcome: Outcome, http_status: int, body: dict[str, Any]) -> None:
         order = outcome.signal.order
         placement = outcome.placement
         try:
             self.journal.finish(
                 outcome.signal.id,
                 status=outcome.status,
-                http_status=outcome.http_status,
+                http_status=http_status,
                 response=body,
                 client_order_id=order.client_order_id if order else None,
                 broker_order_id=placement.order_id if placement else None,

@@ -34,6 +34,7 @@ INTERRUPTED = "Interrupted before an order was placed: sending the signal again 
 UNKNOWN_REASON = "Order status unknown: it is being checked with the broker"
 
 Observe = Callable[[Outcome], None]
+Answer = Callable[[Outcome], tuple[int, dict[str, Any]]]  # an outcome's HTTP status and body
 
 
 def absent_reason(client_order_id: str, seconds: float) -> str:
@@ -47,6 +48,7 @@ def reconcile(
     journal: Journal,
     runners: Mapping[str, Runner],
     *,
+    answer: Answer,
     older_than_s: float = 0.0,
     absent_after_s: float = 120.0,
     observe: Observe | None = None,
@@ -55,7 +57,8 @@ def reconcile(
     """Settle what can be settled now; return how many rows got a final or retryable outcome.
 
     ``runners`` maps each route's name to its runner (``Service.runners``): a row's route is
-    looked up there, its broker asked. ``older_than_s`` guards rows in flight: with replicas
+    looked up there, its broker asked; ``answer`` renders a found order's outcome as the
+    journal keeps it (``ordergate.answers.outcome_answer``). ``older_than_s`` guards rows in flight: with replicas
     sharing PostgreSQL another replica's signals are in flight for a moment, never for a
     minute. ``unknown`` rows have answered already, so they are looked up at any age.
     """
@@ -65,7 +68,7 @@ def reconcile(
         if entry.status in RUNNING and entry.received_at > now - older_than_s:
             continue
         try:
-            if _settle(journal, runners, entry, now, absent_after_s, observe):
+            if _settle(journal, runners, entry, now, absent_after_s, answer, observe):
                 settled += 1
         except OrdergateError as exc:
             log.warning("Signal %s still unsettled: %s", entry.id, exc)  # pragma: no mutate
@@ -80,6 +83,7 @@ def _settle(
     entry: Entry,
     now: float,
     absent_after_s: float,
+    answer: Answer,
     observe: Observe | None,
 ) -> bool:
     runner = runners.get(entry.route)
@@ -99,7 +103,7 @@ def _settle(
             return _retryable(journal, entry, INTERRUPTED, cid)
         raise
     if placement is not None:
-        _found(journal, entry, runner.route, placement, observe)
+        _found(journal, entry, runner.route, placement, answer, observe)
         return True
     if entry.status == IN_FLIGHT:
         return _retryable(journal, entry, INTERRUPTED, cid)
@@ -112,7 +116,9 @@ def _settle(
     return False
 
 
-def _found(journal: Journal, entry: Entry, route: Any, placement: Placement, observe: Observe | None) -> None:
+def _found(
+    journal: Journal, entry: Entry, route: Any, placement: Placement, answer: Answer, observe: Observe | None
+) -> None:
     """The broker has the order: record it as the final outcome, drop the stale balance, tell."""
     signal = Signal(
         id=entry.id,
@@ -130,12 +136,13 @@ def _found(journal: Journal, entry: Entry, route: Any, placement: Placement, obs
         placement=placement,
     )
     outcome = Outcome.of_placement(signal, route, (), placement)
-    body = {k: v for k, v in outcome.body().items() if k != "trace"}
+    http, full = answer(outcome)
+    body = {k: v for k, v in full.items() if k != "trace"}
     if not _record(
         journal,
         entry,
         outcome.status,
-        outcome.http_status,
+        http,
         body,
         placement.client_order_id,
         expected=entry.status,
