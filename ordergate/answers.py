@@ -7,12 +7,21 @@ answer, so a repeat is answered exactly as the first copy was (DESIGN.md, "answe
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from ordergate.pipeline.journal import UNKNOWN, Entry
+import falcon
+from sqlalchemy.exc import SQLAlchemyError
+
+from ordergate.pipeline.errors import BrokerAuthError, BrokerError, OrderOutcomeUnknown, Rejection, RejectionKind
+from ordergate.pipeline.journal import UNKNOWN, Entry, describe_failure
 from ordergate.pipeline.money import plain
 from ordergate.pipeline.runner import Outcome
 from ordergate.pipeline.signal import Placement
+from ordergate.pipeline.text import json_text
+from ordergate.redact import redacted_dumps
+
+log = logging.getLogger("ordergate")
 
 
 def placed(placement: Placement) -> dict[str, Any]:
@@ -32,15 +41,39 @@ def placed(placement: Placement) -> dict[str, Any]:
     }
 
 
+# The one table from what happened to the HTTP status that says it.
+REJECTION_STATUS: dict[RejectionKind, int] = {
+    "invalid": 400,  # the payload cannot be read as a signal
+    "unauthorized": 401,
+    "not_found": 404,
+    "refused": 422,  # a trading rule refused it: the trader reads the reason
+    "rate_limited": 429,
+}
+ERROR_STATUS: tuple[tuple[type[BrokerError], int], ...] = (  # the first class that matches
+    (OrderOutcomeUnknown, 202),  # an order may exist: never a 5xx, which TradingView re-sends
+    (BrokerAuthError, 422),  # fix the keys: retrying cannot help
+    (BrokerError, 503),  # nothing was placed: the sender may retry (BrokerUnavailable, JournalUnavailable)
+)
+PLACED = 200  # the broker has the order
+FAULT = 500  # a fault inside ordergate (the runner turned it into an outcome)
+
+
+def status_of(error: Rejection | BrokerError) -> int:
+    """The HTTP status a refusal or a broker error is answered with."""
+    if isinstance(error, Rejection):
+        return REJECTION_STATUS[error.kind]
+    return next(status for cls, status in ERROR_STATUS if isinstance(error, cls))
+
+
 def answer_status(outcome: Outcome) -> int:
     """The HTTP status of an outcome."""
     if outcome.rejection is not None:
-        return outcome.rejection.status
+        return status_of(outcome.rejection)
     if outcome.placement is not None:
-        return 200
+        return PLACED
     if outcome.error is not None:
-        return outcome.error.status
-    return 500
+        return status_of(outcome.error)
+    return FAULT
 
 
 def answer_body(outcome: Outcome) -> dict[str, Any]:
@@ -98,3 +131,66 @@ def repeat_answer(first: Entry) -> tuple[int, dict[str, Any]]:
         return 202, body
     status = first.http_status if first.retryable and first.http_status else 200
     return status, {**first.response, "duplicate": True}
+
+
+def as_json(value: Any) -> str:
+    return json_text(value)  # a row journaled before parse_body refused surrogates may hold one
+
+
+def answer(resp: falcon.Response, status: int, body: dict[str, Any]) -> None:
+    resp.status = falcon.code_to_http_status(status)
+    resp.content_type = falcon.MEDIA_JSON
+    resp.text = redacted_dumps(body, as_json)
+
+
+def _rejection(req: falcon.Request, resp: falcon.Response, exc: Rejection, params: dict[str, Any]) -> None:
+    resp.status = falcon.code_to_http_status(status_of(exc))
+    resp.content_type = falcon.MEDIA_JSON
+    body: dict[str, Any] = {"success": False, "error": exc.reason}
+    if exc.code:
+        body["code"] = exc.code
+    resp.text = redacted_dumps(body, as_json)
+
+
+def _broker_error(req: falcon.Request, resp: falcon.Response, exc: BrokerError, params: dict[str, Any]) -> None:
+    resp.status = falcon.code_to_http_status(status_of(exc))
+    resp.content_type = falcon.MEDIA_JSON
+    resp.text = redacted_dumps({"success": False, "error": exc.message}, as_json)
+
+
+def _http_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTPError, params: dict[str, Any]) -> None:
+    resp.status = exc.status
+    resp.content_type = falcon.MEDIA_JSON
+    resp.text = redacted_dumps({"success": False, "error": exc.description or exc.title}, as_json)
+    resp.set_headers(exc.headers or {})
+
+
+def _journal_down(req: falcon.Request, resp: falcon.Response, exc: SQLAlchemyError, params: dict[str, Any]) -> None:
+    # A journal read failed outside any runner (a repeat's look-up, the history): this request
+    # placed nothing, so 503 and the sender may retry. One line: the database's own words.
+    reason = describe_failure(exc)
+    log.error("Journal unavailable on %s %s: %s", req.method, req.uri_template or "(no route)", reason)
+    resp.status = falcon.HTTP_503
+    resp.content_type = falcon.MEDIA_JSON
+    text = f"Journal unavailable: {reason}; nothing was placed, try again shortly"
+    resp.text = redacted_dumps({"success": False, "error": text}, as_json)
+
+
+def _unexpected(req: falcon.Request, resp: falcon.Response, exc: Exception, params: dict[str, Any]) -> None:
+    # Reached only before a runner exists for the request (the runner turns its own faults
+    # into outcomes), so no order can exist yet and a 5xx retry by TradingView is safe.
+    # The route's template, not the path: /webhook/<secret> carries the secret (the log
+    # handler would redact it too; this never hands it over).
+    log.exception("Unexpected error on %s %s", req.method, req.uri_template or "(no route)")
+    resp.status = falcon.HTTP_500
+    resp.content_type = falcon.MEDIA_JSON
+    resp.text = redacted_dumps({"success": False, "error": "Internal error"}, as_json)
+
+
+def add_error_handlers(app: falcon.App) -> None:  # type: ignore[type-arg]
+    """Every refusal and fault an app's resources raise, rendered by the handlers above."""
+    app.add_error_handler(Exception, _unexpected)
+    app.add_error_handler(SQLAlchemyError, _journal_down)
+    app.add_error_handler(falcon.HTTPError, _http_error)
+    app.add_error_handler(Rejection, _rejection)
+    app.add_error_handler(BrokerError, _broker_error)

@@ -8,13 +8,12 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import falcon
 from sqlalchemy.exc import SQLAlchemyError
 
 from ordergate.admin import AdminToken, MetricsResource, ReadyResource, SignalsResource
-from ordergate.answers import repeat_answer
+from ordergate.answers import add_error_handlers, answer, as_json, repeat_answer
 from ordergate.auth import Gate, RefusalBudget
 from ordergate.brokers.base import Broker
 from ordergate.compose import Service, build_service
@@ -23,17 +22,11 @@ from ordergate.gateway import Gateway, Ran, new_signal_id
 from ordergate.logs import signal_context
 from ordergate.metrics import Metrics
 from ordergate.parse import parse_body
-from ordergate.pipeline.errors import BrokerError, JournalUnavailable, Rejection
+from ordergate.pipeline.errors import JournalUnavailable
 from ordergate.pipeline.journal import Journal, database_url, describe_failure
 from ordergate.pipeline.reservations import ledger_for
-from ordergate.pipeline.text import json_text
-from ordergate.redact import redacted_dumps
 
 log = logging.getLogger("ordergate")
-
-
-def _json(value: Any) -> str:
-    return json_text(value)  # a row journaled before parse_body refused surrogates may hold one
 
 
 class WebhookResource:
@@ -67,15 +60,9 @@ class WebhookResource:
         except JournalUnavailable as exc:
             raise falcon.HTTPServiceUnavailable(description=exc.message) from None
         if isinstance(result, Ran):
-            _answer(resp, result.http_status, result.body)
+            answer(resp, result.http_status, result.body)
         else:
-            _answer(resp, *repeat_answer(result.first))
-
-
-def _answer(resp: falcon.Response, status: int, body: dict[str, Any]) -> None:
-    resp.status = falcon.code_to_http_status(status)
-    resp.content_type = falcon.MEDIA_JSON
-    resp.text = redacted_dumps(body, _json)
+            answer(resp, *repeat_answer(result.first))
 
 
 class HealthResource:
@@ -86,53 +73,9 @@ class HealthResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.content_type = falcon.MEDIA_JSON
-        resp.text = _json(
+        resp.text = as_json(
             {"status": "ok", "environment": self.service.settings.environment, "routes": sorted(self.service.runners)}
         )
-
-
-def _rejection(req: falcon.Request, resp: falcon.Response, exc: Rejection, params: dict[str, Any]) -> None:
-    resp.status = falcon.code_to_http_status(exc.status)
-    resp.content_type = falcon.MEDIA_JSON
-    body: dict[str, Any] = {"success": False, "error": exc.reason}
-    if exc.code:
-        body["code"] = exc.code
-    resp.text = redacted_dumps(body, _json)
-
-
-def _broker_error(req: falcon.Request, resp: falcon.Response, exc: BrokerError, params: dict[str, Any]) -> None:
-    resp.status = falcon.code_to_http_status(exc.status)
-    resp.content_type = falcon.MEDIA_JSON
-    resp.text = redacted_dumps({"success": False, "error": exc.message}, _json)
-
-
-def _http_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTPError, params: dict[str, Any]) -> None:
-    resp.status = exc.status
-    resp.content_type = falcon.MEDIA_JSON
-    resp.text = redacted_dumps({"success": False, "error": exc.description or exc.title}, _json)
-    resp.set_headers(exc.headers or {})
-
-
-def _journal_down(req: falcon.Request, resp: falcon.Response, exc: SQLAlchemyError, params: dict[str, Any]) -> None:
-    # A journal read failed outside any runner (a repeat's look-up, the history): this request
-    # placed nothing, so 503 and the sender may retry. One line: the database's own words.
-    reason = describe_failure(exc)
-    log.error("Journal unavailable on %s %s: %s", req.method, req.uri_template or "(no route)", reason)
-    resp.status = falcon.HTTP_503
-    resp.content_type = falcon.MEDIA_JSON
-    text = f"Journal unavailable: {reason}; nothing was placed, try again shortly"
-    resp.text = redacted_dumps({"success": False, "error": text}, _json)
-
-
-def _unexpected(req: falcon.Request, resp: falcon.Response, exc: Exception, params: dict[str, Any]) -> None:
-    # Reached only before a runner exists for the request (the runner turns its own faults
-    # into outcomes), so no order can exist yet and a 5xx retry by TradingView is safe.
-    # The route's template, not the path: /webhook/<secret> carries the secret (the log
-    # handler would redact it too; this never hands it over).
-    log.exception("Unexpected error on %s %s", req.method, req.uri_template or "(no route)")
-    resp.status = falcon.HTTP_500
-    resp.content_type = falcon.MEDIA_JSON
-    resp.text = redacted_dumps({"success": False, "error": "Internal error"}, _json)
 
 
 class OrdergateApp(falcon.App):  # type: ignore[type-arg]
@@ -229,11 +172,7 @@ def create_app(
     app.add_route("/signals", history)
     app.add_route("/signals/{signal_id}", history, suffix="one")
     _add_broker_logins(app, service, journal)
-    app.add_error_handler(Exception, _unexpected)
-    app.add_error_handler(SQLAlchemyError, _journal_down)
-    app.add_error_handler(falcon.HTTPError, _http_error)
-    app.add_error_handler(Rejection, _rejection)
-    app.add_error_handler(BrokerError, _broker_error)
+    add_error_handlers(app)
     return app
 
 

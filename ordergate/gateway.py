@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from ordergate.answers import outcome_answer
+from ordergate.answers import outcome_answer, status_of
 from ordergate.auth import RefusalBudget
 from ordergate.compose import Service
 from ordergate.metrics import Metrics
@@ -69,10 +69,10 @@ def route_of(service: Service, payload: Mapping[str, Any]) -> Runner:
     a 400 ``Rejection`` when it names none."""
     broker = payload.get("broker")
     if not isinstance(broker, str) or not broker.strip():
-        raise Rejection("Missing required field: broker", status=400, code="invalid_payload")
+        raise Rejection("Missing required field: broker", kind="invalid", code="invalid_payload")
     runner = service.runner_for(broker)
     if runner is None:
-        raise Rejection(f"Unknown broker: {broker.strip()[:64]}", status=400, code="unknown_broker")
+        raise Rejection(f"Unknown broker: {broker.strip()[:64]}", kind="invalid", code="unknown_broker")
     return runner
 
 
@@ -177,14 +177,14 @@ class Gateway:
         if self._noted():
             log.warning("Unauthorized signal from %s%s", client or "unknown address", via)
             self.journal.record(signal_id, "?", "unauthorized", 401, body)
-        raise Rejection("Unauthorized", status=401, code="unauthorized")
+        raise Rejection("Unauthorized", kind="unauthorized", code="unauthorized")
 
     def refuse(self, signal_id: str, route_name: str, rejection: Rejection) -> NoReturn:
         """A refusal before any route: counted, journaled (within the budget), raised."""
         body = {"success": False, "error": rejection.reason, "code": rejection.code, "signalId": signal_id}
         self.metrics.count("?", "rejected", stage="route", reason=rejection.code or "invalid")
         if self._noted():
-            self.journal.record(signal_id, route_name, "rejected", rejection.status, body)
+            self.journal.record(signal_id, route_name, "rejected", status_of(rejection), body)
         raise rejection
 
     def _noted(self) -> bool:

@@ -20,13 +20,13 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
-            raise Rejection(f"Invalid JSON: duplicate key {key[:40]!r}", status=400, code="duplicate_key")
+            raise Rejection(f"Invalid JSON: duplicate key {key[:40]!r}", kind="invalid", code="duplicate_key")
         result[key] = value
     return result
 
 
 def _no_constants(name: str) -> Any:
-    raise Rejection(f"Invalid JSON: {name} is not a number", status=400, code="invalid_json")
+    raise Rejection(f"Invalid JSON: {name} is not a number", kind="invalid", code="invalid_json")
 
 
 def _number(text: str) -> Decimal:
@@ -36,7 +36,7 @@ def _number(text: str) -> Decimal:
     if too_long(value):
         shown = text if len(text) <= 24 else f"{text[:20]}..."
         reason = f"Invalid JSON: the number {shown} has more than {MAX_DIGITS} digits"
-        raise Rejection(reason, status=400, code="number_too_long")
+        raise Rejection(reason, kind="invalid", code="number_too_long")
     return value
 
 
@@ -84,24 +84,24 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise Rejection("Invalid body: not UTF-8 text", status=400, code="invalid_encoding") from None
+        raise Rejection("Invalid body: not UTF-8 text", kind="invalid", code="invalid_encoding") from None
     if not text.strip():
-        raise Rejection("Empty body: send the alert message as JSON", status=400, code="empty_body")
+        raise Rejection("Empty body: send the alert message as JSON", kind="invalid", code="empty_body")
     try:
         payload = json.loads(
             text, parse_float=_number, parse_int=_number, parse_constant=_no_constants, object_pairs_hook=_no_duplicates
         )
     except json.JSONDecodeError as exc:
         raise Rejection(
-            f"Invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", status=400, code="invalid_json"
+            f"Invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", kind="invalid", code="invalid_json"
         ) from None
     except (ValueError, RecursionError):  # e.g. an integer of more than 4300 digits, deep nesting
         reason = "Invalid JSON: a value is too large or too deeply nested"
-        raise Rejection(reason, status=400, code="invalid_json") from None
+        raise Rejection(reason, kind="invalid", code="invalid_json") from None
     if not isinstance(payload, dict):
-        raise Rejection("Invalid payload: expected a JSON object", status=400, code="not_an_object")
+        raise Rejection("Invalid payload: expected a JSON object", kind="invalid", code="not_an_object")
     if _depth(payload, MAX_DEPTH) > MAX_DEPTH:
-        raise Rejection("Invalid payload: nested too deeply", status=400, code="too_deep")
+        raise Rejection("Invalid payload: nested too deeply", kind="invalid", code="too_deep")
     refuse_unstorable_text(payload)
     return payload
 
@@ -115,4 +115,4 @@ def refuse_unstorable_text(payload: dict[str, Any]) -> None:
     found = _unstorable_text(payload)
     if found is not None:
         where, problem = found
-        raise Rejection(f"Invalid text in {where}: {problem}", status=400, code="invalid_text")
+        raise Rejection(f"Invalid text in {where}: {problem}", kind="invalid", code="invalid_text")

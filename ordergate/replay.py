@@ -118,7 +118,7 @@ def _array_items(text: str, path: str) -> list[Item]:
     for number, value in enumerate(values, start=1):
         try:
             if not isinstance(value, dict):
-                raise Rejection("Invalid payload: expected a JSON object", status=400)
+                raise Rejection("Invalid payload: expected a JSON object", kind="invalid")
             refuse_unstorable_text(value)  # as the webhook would: 400 invalid_text
             items.append(Item(f"item {number}", value))
         except Rejection as exc:

@@ -135,13 +135,13 @@ def stale(signal: Signal, max_age_s: int | None, max_future_s: int = 5) -> Rejec
             return None
         return Rejection(
             f"Missing required field: time (this route refuses signals over {max_age_s} s old)",
-            status=400,
+            kind="invalid",
             code="invalid_payload",
         )
     sent = signal_time(raw)
     if sent is None:
         shown = str(raw) if len(str(raw)) <= 40 else f"{str(raw)[:37]}..."
-        return Rejection(f"Invalid time: {shown!r} is not {TIME_FORMS}", status=400, code="invalid_payload")
+        return Rejection(f"Invalid time: {shown!r} is not {TIME_FORMS}", kind="invalid", code="invalid_payload")
     age = signal.received_at - sent
     if -age > max_future_s:
         return Rejection(

@@ -121,7 +121,7 @@ class SchemaCheck:
         error = jsonschema.exceptions.best_match(self.validator.iter_errors(payload))
         if error is not None:
             log.info("Processing %s Signal: %s", self.route.label, _summary(signal.payload))
-            raise Rejection(describe(error), status=400, code="invalid_payload")
+            raise Rejection(describe(error), kind="invalid", code="invalid_payload")
         signal = signal.replace(
             payload=payload, order=_order_of(payload, signal.id, self.route.name, self.route.product)
         )
