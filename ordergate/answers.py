@@ -111,6 +111,25 @@ def outcome_answer(outcome: Outcome) -> tuple[int, dict[str, Any]]:
     return answer_status(outcome), answer_body(outcome)
 
 
+def error_answer(error: BrokerError, client_order_id: str) -> tuple[int, dict[str, Any]]:
+    """A signal the reconciler settled without an order: still unknown, or retryable."""
+    body: dict[str, Any] = {"success": False, "error": error.message}
+    if isinstance(error, OrderOutcomeUnknown):
+        body["status"] = "unknown"
+    body["clientOrderId"] = client_order_id
+    return status_of(error), body
+
+
+class _Settled:
+    """The answers the reconciler journals (``ordergate.pipeline.recovery.Answers``)."""
+
+    outcome = staticmethod(outcome_answer)
+    error = staticmethod(error_answer)
+
+
+SETTLED = _Settled()
+
+
 def repeat_answer(first: Entry) -> tuple[int, dict[str, Any]]:
     """A repeat of a signal id that another request owns: its outcome, or 202 while it has none.
 

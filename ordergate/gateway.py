@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from ordergate.answers import outcome_answer, status_of
+from ordergate.answers import SETTLED, outcome_answer, status_of
 from ordergate.auth import RefusalBudget
 from ordergate.compose import Service
 from ordergate.metrics import Metrics
@@ -208,7 +208,7 @@ class Gateway:
             self.service.runners,
             older_than_s=older_than_s,
             absent_after_s=absent_after_s,
-            answer=outcome_answer,
+            answers=SETTLED,
             observe=self.observe_settlement,
         )
 

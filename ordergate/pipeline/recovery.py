@@ -21,9 +21,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
-from ordergate.pipeline.errors import OrdergateError
+from ordergate.pipeline.errors import BrokerError, BrokerUnavailable, OrdergateError, OrderOutcomeUnknown
 from ordergate.pipeline.journal import IN_FLIGHT, PLACING, RUNNING, UNKNOWN, Entry, Journal
 from ordergate.pipeline.runner import Outcome, Runner
 from ordergate.pipeline.signal import Order, Placement, Signal, client_order_id, normalize_symbol
@@ -34,7 +34,19 @@ INTERRUPTED = "Interrupted before an order was placed: sending the signal again 
 UNKNOWN_REASON = "Order status unknown: it is being checked with the broker"
 
 Observe = Callable[[Outcome], None]
-Answer = Callable[[Outcome], tuple[int, dict[str, Any]]]  # an outcome's HTTP status and body
+
+
+class Answers(Protocol):
+    """How a settled row is answered from now on (``ordergate.answers.SETTLED``): the status and
+    body the journal keeps, as the HTTP layer renders them."""
+
+    def outcome(self, outcome: Outcome) -> tuple[int, dict[str, Any]]:
+        """A found order's outcome."""
+        ...
+
+    def error(self, error: BrokerError, client_order_id: str) -> tuple[int, dict[str, Any]]:
+        """No outcome: still unknown (``OrderOutcomeUnknown``) or retryable (``BrokerUnavailable``)."""
+        ...
 
 
 def absent_reason(client_order_id: str, seconds: float) -> str:
@@ -48,7 +60,7 @@ def reconcile(
     journal: Journal,
     runners: Mapping[str, Runner],
     *,
-    answer: Answer,
+    answers: Answers,
     older_than_s: float = 0.0,
     absent_after_s: float = 120.0,
     observe: Observe | None = None,
@@ -57,10 +69,11 @@ def reconcile(
     """Settle what can be settled now; return how many rows got a final or retryable outcome.
 
     ``runners`` maps each route's name to its runner (``Service.runners``): a row's route is
-    looked up there, its broker asked; ``answer`` renders a found order's outcome as the
-    journal keeps it (``ordergate.answers.outcome_answer``). ``older_than_s`` guards rows in flight: with replicas
-    sharing PostgreSQL another replica's signals are in flight for a moment, never for a
-    minute. ``unknown`` rows have answered already, so they are looked up at any age.
+    looked up there, its broker asked; ``answers`` renders what the journal keeps.
+
+    ``older_than_s`` guards rows in flight: with replicas sharing PostgreSQL another replica's
+    signals are in flight for a moment, never for a minute. ``unknown`` rows have answered
+    already, so they are looked up at any age.
     """
     now = clock()
     settled = 0
@@ -68,7 +81,7 @@ def reconcile(
         if entry.status in RUNNING and entry.received_at > now - older_than_s:
             continue
         try:
-            if _settle(journal, runners, entry, now, absent_after_s, answer, observe):
+            if _settle(journal, runners, entry, now, absent_after_s, answers, observe):
                 settled += 1
         except OrdergateError as exc:
             log.warning("Signal %s still unsettled: %s", entry.id, exc)  # pragma: no mutate
@@ -83,7 +96,7 @@ def _settle(
     entry: Entry,
     now: float,
     absent_after_s: float,
-    answer: Answer,
+    answers: Answers,
     observe: Observe | None,
 ) -> bool:
     runner = runners.get(entry.route)
@@ -94,30 +107,30 @@ def _settle(
     if runner is None or market is None:
         # Nothing to look the order up with (the route or the symbol is gone from the config).
         reason = INTERRUPTED if entry.status == IN_FLIGHT else f"The order {cid} cannot be looked up any more"
-        return _retryable(journal, entry, reason, cid)
+        return _retryable(journal, entry, reason, cid, answers)
     broker = runner.route.broker
     try:
         placement = broker.find_order(cid, market.symbol)
     except OrdergateError:
         if entry.status == IN_FLIGHT:  # cut off before placing: no order was ever sent
-            return _retryable(journal, entry, INTERRUPTED, cid)
+            return _retryable(journal, entry, INTERRUPTED, cid, answers)
         raise
     if placement is not None:
-        _found(journal, entry, runner.route, placement, answer, observe)
+        _found(journal, entry, runner.route, placement, answers, observe)
         return True
     if entry.status == IN_FLIGHT:
-        return _retryable(journal, entry, INTERRUPTED, cid)
+        return _retryable(journal, entry, INTERRUPTED, cid, answers)
     age = now - entry.received_at
     if age >= absent_after_s:
-        return _retryable(journal, entry, absent_reason(cid, age), cid)
+        return _retryable(journal, entry, absent_reason(cid, age), cid, answers)
     if entry.status == PLACING:  # its request died while sending: say so until it is settled
-        body = {"success": False, "error": UNKNOWN_REASON, "status": "unknown", "clientOrderId": cid}
-        _record(journal, entry, UNKNOWN, 202, body, cid, expected=PLACING)
+        http, body = answers.error(OrderOutcomeUnknown(UNKNOWN_REASON), cid)
+        _record(journal, entry, UNKNOWN, http, body, cid, expected=PLACING)
     return False
 
 
 def _found(
-    journal: Journal, entry: Entry, route: Any, placement: Placement, answer: Answer, observe: Observe | None
+    journal: Journal, entry: Entry, route: Any, placement: Placement, answers: Answers, observe: Observe | None
 ) -> None:
     """The broker has the order: record it as the final outcome, drop the stale balance, tell."""
     signal = Signal(
@@ -136,7 +149,7 @@ def _found(
         placement=placement,
     )
     outcome = Outcome.of_placement(signal, route, (), placement)
-    http, full = answer(outcome)
+    http, full = answers.outcome(outcome)
     body = {k: v for k, v in full.items() if k != "trace"}
     if not _record(
         journal,
@@ -155,9 +168,9 @@ def _found(
         observe(outcome)
 
 
-def _retryable(journal: Journal, entry: Entry, reason: str, cid: str) -> bool:
-    body = {"success": False, "error": reason, "clientOrderId": cid}
-    if _record(journal, entry, "error", 503, body, cid, expected=entry.status):
+def _retryable(journal: Journal, entry: Entry, reason: str, cid: str, answers: Answers) -> bool:
+    http, body = answers.error(BrokerUnavailable(reason), cid)
+    if _record(journal, entry, "error", http, body, cid, expected=entry.status):
         log.info("Signal %s: no order at the broker; a repeat places it", entry.id)  # pragma: no mutate
     return True
 
