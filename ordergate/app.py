@@ -55,10 +55,7 @@ class WebhookResource:
         payload = parse_body(raw)
         if secret is None and not self.gate.secret_ok(payload, None):
             self.gateway.unauthorized(signal_id, client)
-        try:
-            result = self.gateway.handle(signal_id, payload, received)
-        except JournalUnavailable as exc:
-            raise falcon.HTTPServiceUnavailable(description=exc.message) from None
+        result = self.gateway.handle(signal_id, payload, received)  # refusals raise: see answers.py
         if isinstance(result, Ran):
             answer(resp, result.http_status, result.body)
         else:
