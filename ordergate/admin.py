@@ -14,11 +14,11 @@ from typing import Any
 
 import falcon
 
+from ordergate.compose import Service
 from ordergate.metrics import CONTENT_TYPE, Metrics
 from ordergate.pipeline.errors import JournalUnavailable, Rejection
 from ordergate.pipeline.journal import Entry, Journal
 from ordergate.pipeline.money import dumps
-from ordergate.pipeline.registry import Service
 from ordergate.pipeline.text import json_text, unstorable
 
 STATUSES = ("received", "filled", "open", "rejected", "error", "unknown", "unauthorized")
@@ -44,7 +44,7 @@ class AdminToken:
         given = req.get_header("Authorization") or ""
         scheme, _, credentials = given.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(credentials.strip().encode(), self._token):
-            raise Rejection("Unauthorized", status=401, code="unauthorized")
+            raise Rejection("Unauthorized", kind="unauthorized", code="unauthorized")
 
 
 def entry_view(entry: Entry, *, full: bool) -> dict[str, Any]:
@@ -84,21 +84,23 @@ class SignalsResource:
 
     def _allowed(self, req: falcon.Request) -> None:
         if not self.token.enabled:
-            raise Rejection("The signal history is off: set ADMIN_TOKEN to turn it on", status=404, code="history_off")
+            raise Rejection(
+                "The signal history is off: set ADMIN_TOKEN to turn it on", kind="not_found", code="history_off"
+            )
         self.token.check(req)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         self._allowed(req)
         status = req.get_param("status") or None
         if status is not None and status not in STATUSES:
-            raise Rejection(f"Invalid status: {status[:32]} (expected {', '.join(STATUSES)})", status=400)
+            raise Rejection(f"Invalid status: {status[:32]} (expected {', '.join(STATUSES)})", kind="invalid")
         limit_text = req.get_param("limit") or "50"
         if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
-            raise Rejection("Invalid limit: a whole number from 1 to 1000", status=400)
+            raise Rejection("Invalid limit: a whole number from 1 to 1000", kind="invalid")
         route = (req.get_param("route") or "").strip() or None
         problem = unstorable(route) if route is not None else None
         if problem is not None:  # PostgreSQL would refuse the query itself; no route has such a name
-            raise Rejection(f"Invalid route: it holds {problem}", status=400, code="invalid_text")
+            raise Rejection(f"Invalid route: it holds {problem}", kind="invalid", code="invalid_text")
         entries = self.journal.entries(int(limit_text), status=status, route=route)
         resp.content_type = falcon.MEDIA_JSON
         resp.text = json_text({"signals": [entry_view(e, full=False) for e in entries]})
@@ -108,7 +110,7 @@ class SignalsResource:
         # Ids are generated hex: one holding what PostgreSQL refuses (NUL) names no signal.
         entry = self.journal.get(signal_id[:64]) if unstorable(signal_id) is None else None
         if entry is None:
-            raise Rejection("No signal with this id", status=404, code="not_found")
+            raise Rejection("No signal with this id", kind="not_found", code="not_found")
         resp.content_type = falcon.MEDIA_JSON
         resp.text = json_text(entry_view(entry, full=True))  # rows from before surrogates were refused
 

@@ -11,9 +11,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
+from ordergate.compose import build_service, route_summary
 from ordergate.config import Settings, load_settings
 from ordergate.pipeline.errors import ConfigError
-from ordergate.pipeline.registry import build_service, route_summary
 
 log = logging.getLogger("ordergate")
 

@@ -29,7 +29,9 @@ class FlatTradeLogin:
 
     def _broker(self) -> FlatTradeBroker:
         if not self.brokers:
-            raise Rejection("No route trades through FlatTrade in this environment", status=404, code="no_flattrade")
+            raise Rejection(
+                "No route trades through FlatTrade in this environment", kind="not_found", code="no_flattrade"
+            )
         return self.brokers[0]
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -42,7 +44,7 @@ class FlatTradeLogin:
         # FlatTrade sends ?code=...&client=...; its docs call the parameter request_code
         code = (req.get_param("code") or req.get_param("request_code") or "").strip()
         if not code or len(code) > 512:
-            raise Rejection("Missing login code: start the login at /auth/flattrade", status=400, code="no_code")
+            raise Rejection("Missing login code: start the login at /auth/flattrade", kind="invalid", code="no_code")
         client = (req.get_param("client") or "").strip()
         if client and broker.user_id and client.upper() != broker.user_id.upper():
             raise BrokerAuthError(

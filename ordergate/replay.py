@@ -33,13 +33,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ordergate.app import idempotency_key, new_signal_id, parse_body, refuse_unstorable_text
 from ordergate.brokers import broker_money
 from ordergate.brokers.base import Broker
 from ordergate.brokers.paper import PaperBroker
+from ordergate.compose import build_service
 from ordergate.config import Settings
+from ordergate.gateway import idempotency_key, new_signal_id, route_of
+from ordergate.parse import parse_body, refuse_unstorable_text
 from ordergate.pipeline.errors import ConfigError, Rejection
-from ordergate.pipeline.registry import build_service
 from ordergate.pipeline.runner import Runner, signal_time
 from ordergate.pipeline.signal import Signal
 
@@ -117,7 +118,7 @@ def _array_items(text: str, path: str) -> list[Item]:
     for number, value in enumerate(values, start=1):
         try:
             if not isinstance(value, dict):
-                raise Rejection("Invalid payload: expected a JSON object", status=400)
+                raise Rejection("Invalid payload: expected a JSON object", kind="invalid")
             refuse_unstorable_text(value)  # as the webhook would: 400 invalid_text
             items.append(Item(f"item {number}", value))
         except Rejection as exc:
@@ -188,31 +189,24 @@ class Replay:
         self.as_sent = as_sent
         self.seen: set[str] = set()
 
-    def runner_for(self, broker: str) -> Runner | None:
-        route = self.service.aliases.get(broker.strip().upper())
-        return self.runners[route] if route is not None else None
-
     def one(self, payload: Mapping[str, Any], tally: Tally) -> None:
-        broker = payload.get("broker")
-        if not isinstance(broker, str) or not broker.strip():
-            tally.add(NO_ROUTE, "rejected", "Missing required field: broker")
+        try:  # the gateway's routing, and its words for a signal that names no route
+            runner = self.runners[route_of(self.service, payload).route.name]
+        except Rejection as exc:
+            tally.add(NO_ROUTE, "rejected", exc.reason)
             return
-        runner = self.runner_for(broker)
-        if runner is None:
-            tally.add(NO_ROUTE, "rejected", f"Unknown broker: {broker.strip()[:64]}")
-            return
-        route = runner.route.name
-        key = idempotency_key(route, dict(payload))
+        name = runner.route.name
+        key = idempotency_key(name, dict(payload))
         if key is not None:
             if key in self.seen:
-                tally.add(route, "duplicate")
+                tally.add(name, "duplicate")
                 return
             self.seen.add(key)
         received = time.time()
         if self.as_sent:
             received = signal_time(payload.get("time")) or received
-        outcome = runner.run(Signal(id=new_signal_id(), route=route, payload=payload, received_at=received))
-        tally.add(route, outcome.status, outcome.reason, outcome.failed_stage)
+        outcome = runner.run(Signal(id=new_signal_id(), route=name, payload=payload, received_at=received))
+        tally.add(name, outcome.status, outcome.reason, outcome.failed_stage)
 
     def run(self, items: list[Item], progress: Callable[[int, int], None] | None = None) -> Tally:
         tally = Tally()

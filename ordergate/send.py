@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
-from ordergate.app import parse_body
+from ordergate.parse import parse_body
 from ordergate.pipeline.errors import Rejection
 
 

@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 from falcon import testing
 
-from ordergate.app import OrdergateApp, create_app, parse_body
+from ordergate.app import OrdergateApp, create_app
 from ordergate.brokers.paper import PaperBroker
 from ordergate.cli import main
 from ordergate.config import load_settings
+from ordergate.parse import parse_body
 from ordergate.pipeline.journal import Journal
 from ordergate.replay import Replay, Tally, read_items, without_rate_limits
 from ordergate.send import shown_url, with_passphrase

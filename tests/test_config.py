@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from ordergate.cli import main
+from ordergate.compose import Service, build_service
 from ordergate.config import interpolate, load_settings, read_yaml, shown_variable
 from ordergate.pipeline.errors import ConfigError
-from ordergate.pipeline.registry import Service, build_service
 from ordergate.pipeline.signal import Signal
 from tests.conftest import CONFIG_DIR, ROOT
 
@@ -418,8 +418,9 @@ def test_environment_can_switch_balance_off(config: Path) -> None:
     assert run(load(config), TEN_BTC).failed_stage == "balance"
     overlay(config, "stages: {balance: {enabled: false}}")
     outcome = run(load(config), TEN_BTC)
-    # the balance stage passes it on; the broker itself still refuses at execute
-    assert [s.stage for s in outcome.trace][-2:] == ["balance", "execute"]
+    # the balance stage is dropped when the chain is built (it neither runs nor traces); the
+    # broker itself still refuses at execute
+    assert [s.stage for s in outcome.trace][-2:] == ["limits", "execute"]
     assert (outcome.failed_stage, outcome.reason) == ("execute", "Insufficient balance")
 
 

@@ -57,3 +57,21 @@ def test_the_scan_sees_imports() -> None:
 
 def test_no_module_imports_itself_through_others() -> None:
     assert _cycle(_graph()) is None
+
+
+# What ``pipeline/`` may import besides itself: leaf modules that import nothing of ordergate.
+PIPELINE_MAY_IMPORT = frozenset({"ordergate.redact"})
+
+
+def test_the_pipeline_imports_nothing_above_it() -> None:
+    graph = _graph()
+    for leaf in PIPELINE_MAY_IMPORT:
+        assert not graph[leaf], f"{leaf} is no leaf: it imports {sorted(graph[leaf])}"
+    upward = {
+        (name, target)
+        for name, targets in graph.items()
+        if name.startswith("ordergate.pipeline")
+        for target in targets
+        if not target.startswith("ordergate.pipeline") and target not in PIPELINE_MAY_IMPORT
+    }
+    assert upward == set()

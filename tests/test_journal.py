@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from falcon import testing
 
-from ordergate.app import OrdergateApp, create_app, dedupe_keys
+from ordergate.app import OrdergateApp, create_app
 from ordergate.brokers.paper import PaperBroker
 from ordergate.config import Settings
+from ordergate.gateway import dedupe_keys
 from ordergate.pipeline.journal import Journal, database_url
 from tests.conftest import SEED_ERRORS, SEED_ORDERS, serving
 

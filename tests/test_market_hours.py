@@ -12,9 +12,9 @@ import pytest
 from falcon import testing
 
 from ordergate.app import create_app
+from ordergate.compose import build_service
 from ordergate.config import Settings, load_settings
 from ordergate.pipeline.errors import ConfigError
-from ordergate.pipeline.registry import build_service
 from ordergate.stages.market_hours import MarketHours
 from tests.conftest import CONFIG_DIR, ROOT, SEED_ORDERS
 

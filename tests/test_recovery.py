@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from falcon import testing
 
+from ordergate.answers import SETTLED
 from ordergate.app import OrdergateApp, create_app
 from ordergate.brokers.ccxt import CcxtBroker
 from ordergate.brokers.paper import PaperBroker
@@ -258,7 +259,7 @@ def test_a_row_another_replica_settled_first_is_never_overwritten(app: Ordergate
         "sig-race", status="filled", http_status=200, response=settled_first, expected_status="placing"
     )
     seen: list[Any] = []
-    _settle(app.journal, app.service, stale, stale.received_at + 600, 120.0, seen.append)
+    _settle(app.journal, app.service.runners, stale, stale.received_at + 600, 120.0, SETTLED, seen.append)
     entry = app.journal.get("sig-race")
     assert entry is not None
     assert (entry.status, entry.response) == ("filled", settled_first)
@@ -284,7 +285,7 @@ def test_a_row_whose_route_or_symbol_is_gone_is_retryable(
     cid = client_order_id(route, payload, "sig-gone")
     if status == "placing":
         app.journal.placing("sig-gone", cid)
-    assert reconcile(app.journal, app.service) == 1
+    assert reconcile(app.journal, app.service.runners, answers=SETTLED) == 1
     entry = app.journal.get("sig-gone")
     assert entry is not None
     assert (entry.status, entry.http_status, entry.client_order_id) == ("error", 503, cid)
@@ -305,7 +306,7 @@ def test_a_row_without_an_id_is_looked_up_by_the_client_order_id_of_its_signal(a
     market = broker.market("BTCUSDT")
     assert market is not None
     broker.place_order(Order("BTCUSDT", "buy", "MARKET", Decimal("0.001"), client_order_id="og-sig-no-id"), market)
-    assert reconcile(app.journal, app.service) == 1
+    assert reconcile(app.journal, app.service.runners, answers=SETTLED) == 1
     entry = app.journal.get("sig-no-id")
     assert entry is not None
     assert (entry.status, entry.client_order_id) == ("filled", "og-sig-no-id")

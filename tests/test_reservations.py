@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from ordergate.answers import status_of
 from ordergate.config import Settings
 from ordergate.pipeline.errors import JournalUnavailable
 from ordergate.pipeline.journal import database_url
@@ -140,7 +141,7 @@ def test_a_ledger_that_cannot_be_written_refuses_before_anything_is_sent(tmp_pat
         conn.execute(sa.text("DROP TABLE reservations"))
     with pytest.raises(JournalUnavailable) as raised:
         reserve(ledger, "1", "a", asked=clock.now)
-    assert raised.value.status == 503
+    assert status_of(raised.value) == 503
     assert "reservation" in raised.value.message
     engine.dispose()
 

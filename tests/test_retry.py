@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from falcon import testing
 
+from ordergate.answers import SETTLED, answer_status
 from ordergate.app import OrdergateApp, create_app
 from ordergate.brokers.ccxt import CcxtBroker
 from ordergate.config import Settings, load_settings
@@ -256,13 +257,25 @@ def test_an_unknown_order_proven_absent_is_placed_once_on_a_resend(
     # Absent, but within the window in which Binance may still execute it: still pending.
     window = 120.0
     kwargs: dict[str, Any] = {"absent_after_s": window, "older_than_s": 60}
-    assert reconcile(app.journal, app.service, clock=lambda: entry.received_at + 30, **kwargs) == 0
+    assert (
+        reconcile(app.journal, app.service.runners, answers=SETTLED, clock=lambda: entry.received_at + 30, **kwargs)
+        == 0
+    )
     status, early = send(app, id="never-there")
     assert (status, early["status"]) == (202, "unknown")
     assert len(exchange.order_requests()) == 1
 
     # Absent for the whole window: retryable. The next re-send places it, once.
-    assert reconcile(app.journal, app.service, clock=lambda: entry.received_at + window + 1, **kwargs) == 1
+    assert (
+        reconcile(
+            app.journal,
+            app.service.runners,
+            answers=SETTLED,
+            clock=lambda: entry.received_at + window + 1,
+            **kwargs,
+        )
+        == 1
+    )
     settled = app.journal.get(entry.id)
     assert settled is not None
     assert (settled.status, settled.http_status) == ("error", 503)
@@ -296,11 +309,11 @@ def test_a_settled_order_reaches_the_observers_as_the_signal_it_was(
     entry = app.journal.find_by_key("BINANCE:observed")
     assert entry is not None
     seen: list[Any] = []
-    assert reconcile(app.journal, app.service, older_than_s=60, observe=seen.append) == 1
+    assert reconcile(app.journal, app.service.runners, answers=SETTLED, older_than_s=60, observe=seen.append) == 1
     [outcome] = seen
     order = exchange.orders_placed()[0]
     cid = order["clientOrderId"]
-    assert (outcome.status, outcome.http_status, outcome.route.name) == ("filled", 200, "BINANCE")
+    assert (outcome.status, answer_status(outcome), outcome.route.name) == ("filled", 200, "BINANCE")
     signal = outcome.signal
     assert (signal.id, signal.route, signal.received_at) == (entry.id, "BINANCE", entry.received_at)
     assert signal.payload["id"] == "observed"
@@ -325,7 +338,7 @@ def test_a_settled_limit_order_keeps_its_limit_price(
     assert send(app, id="limit", type="LIMIT", price="40000")[0] == 202
     exchange.heal("lookup")
     seen: list[Any] = []
-    assert reconcile(app.journal, app.service, older_than_s=60, observe=seen.append) == 1
+    assert reconcile(app.journal, app.service.runners, answers=SETTLED, older_than_s=60, observe=seen.append) == 1
     [outcome] = seen
     assert (outcome.status, outcome.placement.status) == ("open", "NEW")
     assert (outcome.signal.order.type, outcome.signal.order.price) == ("LIMIT", Decimal(40000))
@@ -354,7 +367,7 @@ def test_a_crash_before_placing_is_retryable_even_while_the_exchange_cannot_answ
     app = testnet()
     exchange.fail_until_healed("lookup", "down")
     app.journal.claim("cut-off", "BINANCE", {**BUY, "id": "c0"}, "BINANCE:c0", 1_000.0)
-    assert reconcile(app.journal, app.service, clock=lambda: 1_010.0) == 1
+    assert reconcile(app.journal, app.service.runners, answers=SETTLED, clock=lambda: 1_010.0) == 1
     entry = app.journal.get("cut-off")
     assert entry is not None
     assert (entry.status, entry.http_status) == ("error", 503)
@@ -373,7 +386,7 @@ def test_a_crash_while_placing_is_looked_up_not_taken_as_never_sent(
     journal = app.journal
     journal.claim("crashed-1", "BINANCE", {**BUY, "id": "c1"}, "BINANCE:c1", 1_000.0)
     journal.placing("crashed-1", "og-not-at-the-exchange")
-    assert reconcile(journal, app.service, clock=lambda: 1_010.0, absent_after_s=120) == 0
+    assert reconcile(journal, app.service.runners, answers=SETTLED, clock=lambda: 1_010.0, absent_after_s=120) == 0
     entry = journal.get("crashed-1")
     assert entry is not None
     assert (entry.status, entry.http_status) == ("unknown", 202)  # may still execute: pending

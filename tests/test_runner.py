@@ -9,9 +9,10 @@ from typing import Any, ClassVar
 
 import pytest
 
+from ordergate.answers import answer_body, answer_status
 from ordergate.brokers.paper import PaperBroker
+from ordergate.compose import build_chain
 from ordergate.pipeline.errors import BrokerUnavailable, OrderOutcomeUnknown
-from ordergate.pipeline.registry import build_chain
 from ordergate.pipeline.runner import Outcome, Runner
 from ordergate.pipeline.signal import Signal
 from ordergate.pipeline.stage import Limits, RouteContext, Stage
@@ -108,11 +109,11 @@ class Recording:
 def test_trace_records_every_stage(route: RouteContext) -> None:
     outcome = chain(route).run(signal())
     assert outcome.status == "filled"
-    assert outcome.http_status == 200
+    assert answer_status(outcome) == 200
     assert [s.stage for s in outcome.trace] == NAMES
     assert {s.outcome for s in outcome.trace} == {"ok"}
     assert all(isinstance(s.micros, int) and s.micros >= 0 for s in outcome.trace)
-    body = outcome.body()
+    body = answer_body(outcome)
     assert body["trace"] == [{"stage": s.stage, "outcome": "ok", "us": s.micros} for s in outcome.trace]
     assert (body["success"], body["status"], body["symbol"], body["quantity"]) == (True, "FILLED", "BTCUSDT", "0.001")
     assert (body["clientOrderId"], body["signalId"]) == ("og-sig1", "sig1")
@@ -121,15 +122,15 @@ def test_trace_records_every_stage(route: RouteContext) -> None:
 
 def test_a_resting_limit_order_is_open(route: RouteContext) -> None:
     outcome = chain(route).run(signal(type="LIMIT", price=Decimal(40000)))
-    assert (outcome.status, outcome.http_status) == ("open", 200)
-    assert outcome.body()["status"] == "NEW"
+    assert (outcome.status, answer_status(outcome)) == ("open", 200)
+    assert answer_body(outcome)["status"] == "NEW"
 
 
 def test_notes_reach_the_body(route: RouteContext) -> None:
     outcome = chain(route).run(signal(quantity="0.0012345"))
     assert outcome.status == "filled"
-    assert outcome.body()["notes"] == ["quantity 0.0012345 truncated to 0.00123 (step 0.00001)"]
-    assert outcome.body()["quantity"] == "0.00123"
+    assert answer_body(outcome)["notes"] == ["quantity 0.0012345 truncated to 0.00123 (step 0.00001)"]
+    assert answer_body(outcome)["quantity"] == "0.00123"
 
 
 @pytest.mark.parametrize(
@@ -153,8 +154,8 @@ def test_a_rejection_stops_the_chain_and_names_the_stage(
     assert outcome.failed_stage == stage
     assert outcome.rejection is not None
     assert outcome.rejection.stage == stage
-    assert (outcome.http_status, outcome.reason) == (status, reason)
-    body = outcome.body()
+    assert (answer_status(outcome), outcome.reason) == (status, reason)
+    body = answer_body(outcome)
     assert (body["success"], body["error"], body["stage"]) == (False, reason, stage)
     assert route.broker.find_order("og-sig1", "BTCUSDT") is None
 
@@ -164,7 +165,11 @@ def test_rate_limit_rejection_is_429_at_limits(route: RouteContext) -> None:
     runner = chain(route)
     assert runner.run(signal()).status == "filled"
     outcome = runner.run(Signal(id="sig2", route="BINANCE", payload=BTC, received_at=0.0))
-    assert (outcome.http_status, outcome.failed_stage, outcome.body()["code"]) == (429, "limits", "rate_limited")
+    assert (answer_status(outcome), outcome.failed_stage, answer_body(outcome)["code"]) == (
+        429,
+        "limits",
+        "rate_limited",
+    )
 
 
 # -- observers -------------------------------------------------------------------------------
@@ -180,7 +185,7 @@ def test_a_failing_observer_does_not_change_the_outcome(
     recorder = Recording()
     runner = Runner(route, stages_of(chain(route)), [("boom", Exploding()), ("record", recorder)])
     outcome = runner.run(signal(**changes))
-    assert (outcome.status, outcome.http_status, outcome.fault) == (status, http, None)
+    assert (outcome.status, answer_status(outcome), outcome.fault) == (status, http, None)
     assert recorder.seen == [outcome]  # the next observer still ran, on the same outcome
     assert any("Observer boom failed on signal sig1; the outcome stands" in m for m in caplog.messages)
 
@@ -201,11 +206,11 @@ def test_a_fault_before_execute_is_an_error_500(route: RouteContext, position: i
     stages = stages_of(chain(route))
     stages.insert(position, ("bug", Exploding()))
     outcome = Runner(route, stages).run(signal())
-    assert (outcome.status, outcome.http_status) == ("error", 500)
+    assert (outcome.status, answer_status(outcome)) == ("error", 500)
     assert isinstance(outcome.fault, RuntimeError)
     assert [s.outcome for s in outcome.trace] == ["ok"] * position + ["error"]
     assert outcome.failed_stage == "bug"
-    body = outcome.body()
+    body = answer_body(outcome)
     assert (body["success"], body["error"], body["stage"]) == (False, "Internal error", "bug")
     assert "abc123" not in repr(body)  # no internals reach the sender
     assert route.broker.find_order("og-sig1", "BTCUSDT") is None
@@ -213,9 +218,9 @@ def test_a_fault_before_execute_is_an_error_500(route: RouteContext, position: i
 
 def test_a_fault_after_execute_is_unknown_202_never_5xx(route: RouteContext) -> None:
     outcome = Runner(route, [*stages_of(chain(route)), ("bug", Exploding())]).run(signal())
-    assert (outcome.status, outcome.http_status) == ("unknown", 202)
+    assert (outcome.status, answer_status(outcome)) == ("unknown", 202)
     assert route.broker.find_order("og-sig1", "BTCUSDT") is not None  # right not to invite a re-send
-    body = outcome.body()
+    body = answer_body(outcome)
     assert (body["status"], body["clientOrderId"], body["stage"]) == ("unknown", "og-sig1", "bug")
     assert "abc123" not in repr(body)
 
@@ -224,7 +229,7 @@ def test_a_fault_inside_execute_is_unknown_202(route: RouteContext) -> None:
     # Built by hand without whitelist, so the real execute stage fails on a missing market.
     by_name = dict(stages_of(chain(route)))
     outcome = Runner(route, [("schema", by_name["schema"]), ("execute", by_name["execute"])]).run(signal())
-    assert (outcome.status, outcome.http_status, outcome.failed_stage) == ("unknown", 202, "execute")
+    assert (outcome.status, answer_status(outcome), outcome.failed_stage) == ("unknown", 202, "execute")
     assert isinstance(outcome.fault, RuntimeError)
     assert isinstance(outcome.error, OrderOutcomeUnknown)
     assert outcome.reason == "Order status unknown: it is being checked with the broker"
@@ -243,7 +248,7 @@ def test_broker_errors_keep_their_status(
     stages = stages_of(chain(route))
     stages.insert(NAMES.index("execute"), ("broker", Exploding(exc)))
     outcome = Runner(route, stages).run(signal())
-    assert (outcome.status, outcome.http_status, outcome.reason) == (status, http, str(exc))
+    assert (outcome.status, answer_status(outcome), outcome.reason) == (status, http, str(exc))
     assert outcome.fault is None
     assert not any(r.levelno >= logging.ERROR for r in caplog.records)  # expected, not a crash
 
@@ -255,7 +260,7 @@ def test_a_chain_without_execute_is_a_dry_run(route: RouteContext) -> None:
     assert {s.outcome for s in outcome.trace} == {"ok"}
     assert outcome.rejection is not None
     assert (outcome.rejection.code, outcome.reason) == ("dry_run", "No execute stage: the signal passed every check")
-    assert outcome.http_status == 422
+    assert answer_status(outcome) == 422
     assert outcome.failed_stage is None
     assert route.broker.find_order("og-sig1", "BTCUSDT") is None
     assert route.broker.free_balance("USDT") == Decimal(10000)

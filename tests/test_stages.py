@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from ordergate.answers import status_of
 from ordergate.brokers.base import Broker
 from ordergate.brokers.paper import PaperBroker
 from ordergate.config import validate
@@ -156,14 +157,14 @@ def schema(crypto_route: RouteContext) -> SchemaCheck:
 def test_schema_missing_field_is_named(schema: SchemaCheck, missing: str) -> None:
     payload = {k: v for k, v in BTC.items() if k != missing}
     rejection = rejected(schema, raw(payload))
-    assert (rejection.status, rejection.reason) == (400, f"Missing required field: {missing}")
+    assert (status_of(rejection), rejection.reason) == (400, f"Missing required field: {missing}")
     assert rejection.code == "invalid_payload"
 
 
 @pytest.mark.parametrize("order_type", ["LIMIT", "limit", "Limit"])
 def test_schema_limit_without_price_names_price(schema: SchemaCheck, order_type: str) -> None:
     rejection = rejected(schema, raw({**BTC, "type": order_type}))
-    assert (rejection.status, rejection.reason) == (400, "Missing required field: price")
+    assert (status_of(rejection), rejection.reason) == (400, "Missing required field: price")
 
 
 @pytest.mark.parametrize(
@@ -202,7 +203,7 @@ def test_schema_side_and_type_in_any_case(
 )
 def test_schema_bad_value_is_a_400_naming_the_field(schema: SchemaCheck, field: str, value: Any, error: str) -> None:
     rejection = rejected(schema, raw({**BTC, field: value}))
-    assert (rejection.status, rejection.reason) == (400, error)
+    assert (status_of(rejection), rejection.reason) == (400, error)
 
 
 @pytest.mark.parametrize(
@@ -322,7 +323,7 @@ def test_whitelist_crypto(crypto_route: RouteContext, options: dict[str, Any], s
         assert market == crypto_route.broker.market(symbol)
     else:
         rejection = rejected(stage, signal)
-        assert (rejection.reason, rejection.status, rejection.code) == ("Invalid symbol", 422, code)
+        assert (rejection.reason, status_of(rejection), rejection.code) == ("Invalid symbol", 422, code)
 
 
 def whitelist_equity(options: dict[str, Any], symbol: str) -> tuple[SymbolWhitelist, Signal]:
@@ -404,7 +405,7 @@ def test_precision_rejects(
 ) -> None:
     stage = build(PrecisionRounding, crypto_route, max_decimals=max_decimals)
     rejection = rejected(stage, ordered(crypto_route.broker, quantity=quantity))
-    assert (rejection.reason, rejection.status, rejection.code) == (reason, 422, code)
+    assert (rejection.reason, status_of(rejection), rejection.code) == (reason, 422, code)
 
 
 def test_precision_default_is_eight_decimals(crypto_route: RouteContext) -> None:
@@ -502,7 +503,7 @@ def test_precision_refuses_quantities_outside_the_market_bounds(
 ) -> None:
     stage = build(PrecisionRounding, crypto_route)
     rejection = rejected(stage, with_rules(ordered(crypto_route.broker, quantity=quantity), **rules))
-    assert (rejection.reason, rejection.status, rejection.code) == (reason, 422, code)
+    assert (rejection.reason, status_of(rejection), rejection.code) == (reason, 422, code)
 
 
 # -- notional --------------------------------------------------------------------------------
@@ -538,7 +539,7 @@ def test_notional(
         assert stage(signal).prices == CheckPrices.at(Decimal(str(reference)))
     else:
         rejection = rejected(stage, signal)
-        assert (rejection.reason, rejection.status, rejection.code) == (
+        assert (rejection.reason, status_of(rejection), rejection.code) == (
             "Order size too small",
             422,
             "below_min_notional",
@@ -675,7 +676,7 @@ def test_limits_max_notional(
         assert stage(signal) is signal
     else:
         rejection = rejected(stage, signal)
-        assert (rejection.reason, rejection.status, rejection.code) == (reason, 422, "max_notional")
+        assert (rejection.reason, status_of(rejection), rejection.code) == (reason, 422, "max_notional")
 
 
 @pytest.mark.parametrize("per_minute", [1, 3, 10])
@@ -686,9 +687,9 @@ def test_limits_rate_refuses_the_next_order_with_429(per_minute: int) -> None:
     for _ in range(per_minute):
         stage(signal)
     rejection = rejected(stage, signal)
-    assert (rejection.status, rejection.code) == (429, "rate_limited")
+    assert (status_of(rejection), rejection.code) == (429, "rate_limited")
     assert rejection.reason == f"Too many orders: the limit is {per_minute} per minute on BINANCE"
-    assert rejected(stage, signal).status == 429  # a refused signal does not reset anything
+    assert status_of(rejected(stage, signal)) == 429  # a refused signal does not reset anything
 
 
 def test_limits_rate_counts_per_stage_instance_and_skips_refused_orders() -> None:
@@ -727,7 +728,7 @@ def test_balance_futures_margin(leverage: int, quantity: str, reduce_only: bool,
             assert stage(signal) is signal
         else:
             rejection = rejected(stage, signal)
-            assert (rejection.reason, rejection.status, rejection.code) == (
+            assert (rejection.reason, status_of(rejection), rejection.code) == (
                 "Insufficient balance",
                 422,
                 "insufficient_balance",

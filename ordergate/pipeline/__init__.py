@@ -1,1 +1,2 @@
-"""The pipeline core: signal types, errors, stage registry and runner."""
+"""The pipeline core: signal types, errors, the stage and broker contracts, the runner, the
+journal. It imports nothing of ordergate above it (``ordergate.compose`` assembles it)."""

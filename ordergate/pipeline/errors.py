@@ -4,19 +4,22 @@
 
     OrdergateError
     ├── Rejection              expected: a stage refused the signal; the trader reads the reason
-    │   └── (status 400 for malformed payloads, 422 for trading rules, 429 for rate limits)
+    │   └── (kind: invalid payload, refused by a trading rule, rate_limited, unauthorized, not_found)
     ├── ConfigError            fix the YAML: raised at startup only, names the file and key path
     └── BrokerError            the broker failed us, not the signal
-        ├── BrokerUnavailable  transient; no order can exist yet, so the sender may retry (503)
+        ├── BrokerUnavailable  transient; no order can exist yet, so the sender may retry
         │   └── JournalUnavailable  the journal cannot be written (file gone, disk full, read-only)
-        ├── BrokerAuthError    fix the keys (422, never retried)
+        ├── BrokerAuthError    fix the keys (never retried)
         └── OrderOutcomeUnknown  an order may exist: look it up by client order id, never re-send
 
-Adapters translate their library's exceptions into these in one place each; the HTTP layer
-renders them through ``falcon.App.add_error_handler`` and nothing else.
+Adapters translate their library's exceptions into these in one place each. They carry what
+happened, never an HTTP status: ``ordergate.answers`` holds the one table from meaning to
+status, beside the error handlers that render them.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 # The seed's words. They are the contract with existing alert setups: never reword them.
 ORDER_TOO_SMALL = "Order size too small"
@@ -29,27 +32,33 @@ class OrdergateError(Exception):
     """Base of every error ordergate raises on purpose."""
 
 
+# What a refusal is: a payload that cannot be read as a signal, one refused by a trading rule,
+# one over a rate limit, a sender that is not allowed, or something that does not exist.
+RejectionKind = Literal["invalid", "refused", "rate_limited", "unauthorized", "not_found"]
+
+
 class Rejection(OrdergateError):
     """The signal was refused: a normal outcome, not a fault (like scrapy's ``DropItem``).
 
-    ``reason`` is shown to the trader verbatim, so it must never carry secrets or library
-    internals. ``status`` is the HTTP status of the answer; ``stage`` names the stage that
-    refused (the runner fills it in); ``code`` is a stable machine-readable tag; ``notes`` reach
-    the answer's ``notes`` like a stage's own.
+        ``reason`` is shown to the trader verbatim, so it must never carry secrets or library
+        internals. ``kind`` says what sort of refusal it is (the HTTP layer answers each with its
+    own status); ``stage`` names the stage that
+        refused (the runner fills it in); ``code`` is a stable machine-readable tag; ``notes`` reach
+        the answer's ``notes`` like a stage's own.
     """
 
     def __init__(
         self,
         reason: str,
         *,
-        status: int = 422,
+        kind: RejectionKind = "refused",
         code: str | None = None,
         stage: str | None = None,
         notes: tuple[str, ...] = (),
     ) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.status = status
+        self.kind: RejectionKind = kind
         self.code = code
         self.stage = stage
         self.notes = notes  # what the refusing stage noticed on the way (e.g. an ignored price hint)
@@ -80,8 +89,6 @@ class ConfigError(OrdergateError):
 class BrokerError(OrdergateError):
     """The broker could not do what was asked; ``broker`` names the configured broker."""
 
-    status = 503
-
     def __init__(self, message: str, *, broker: str | None = None) -> None:
         super().__init__(message)
         self.message = message
@@ -91,23 +98,17 @@ class BrokerError(OrdergateError):
 class BrokerUnavailable(BrokerError):
     """Transient failure before any order could exist (network, rate limit, maintenance)."""
 
-    status = 503
-
 
 class BrokerAuthError(BrokerError):
     """The broker refused our credentials; retrying cannot help."""
-
-    status = 422
 
 
 class OrderOutcomeUnknown(BrokerError):
     """A placement may have reached the broker but we do not know its result.
 
-    Answered with 202 (never 5xx, which would make TradingView re-send the signal); the order
-    is looked up by its client order id, never re-sent blind.
+    Never answered with a 5xx (that would make TradingView re-send the signal); the order is
+    looked up by its client order id, never re-sent blind.
     """
-
-    status = 202
 
     def __init__(
         self, message: str = "Order status unknown: it is being checked with the broker", *, broker: str | None = None
@@ -118,7 +119,7 @@ class OrderOutcomeUnknown(BrokerError):
 class JournalUnavailable(BrokerUnavailable):
     """The journal cannot be written: its SQLite file was deleted or replaced while serving, the
     disk is full, the database is read-only or unreachable. Raised before anything is sent, so
-    nothing was placed: a 503, and the sender may retry. ``reason`` says what, for ``/readyz``."""
+    nothing was placed: the sender may retry. ``reason`` says what, for ``/readyz``."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(f"Journal unavailable: {reason}; nothing was placed, try again shortly")

@@ -20,15 +20,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
-from ordergate.pipeline.errors import OrdergateError
+from ordergate.pipeline.errors import BrokerError, BrokerUnavailable, OrdergateError, OrderOutcomeUnknown
 from ordergate.pipeline.journal import IN_FLIGHT, PLACING, RUNNING, UNKNOWN, Entry, Journal
-from ordergate.pipeline.registry import Service
-from ordergate.pipeline.runner import Outcome
-from ordergate.pipeline.signal import Order, Placement, Signal
-from ordergate.stages.schema import client_order_id, normalize_symbol
+from ordergate.pipeline.runner import Outcome, Runner
+from ordergate.pipeline.signal import Order, Placement, Signal, client_order_id, normalize_symbol
 
 log = logging.getLogger("ordergate")  # its lines are for people: `# pragma: no mutate` on each
 
@@ -36,6 +34,19 @@ INTERRUPTED = "Interrupted before an order was placed: sending the signal again 
 UNKNOWN_REASON = "Order status unknown: it is being checked with the broker"
 
 Observe = Callable[[Outcome], None]
+
+
+class Answers(Protocol):
+    """How a settled row is answered from now on (``ordergate.answers.SETTLED``): the status and
+    body the journal keeps, as the HTTP layer renders them."""
+
+    def outcome(self, outcome: Outcome) -> tuple[int, dict[str, Any]]:
+        """A found order's outcome."""
+        ...
+
+    def error(self, error: BrokerError, client_order_id: str) -> tuple[int, dict[str, Any]]:
+        """No outcome: still unknown (``OrderOutcomeUnknown``) or retryable (``BrokerUnavailable``)."""
+        ...
 
 
 def absent_reason(client_order_id: str, seconds: float) -> str:
@@ -47,14 +58,18 @@ def absent_reason(client_order_id: str, seconds: float) -> str:
 
 def reconcile(
     journal: Journal,
-    service: Service,
+    runners: Mapping[str, Runner],
     *,
+    answers: Answers,
     older_than_s: float = 0.0,
     absent_after_s: float = 120.0,
     observe: Observe | None = None,
     clock: Callable[[], float] = time.time,
 ) -> int:
     """Settle what can be settled now; return how many rows got a final or retryable outcome.
+
+    ``runners`` maps each route's name to its runner (``Service.runners``): a row's route is
+    looked up there, its broker asked; ``answers`` renders what the journal keeps.
 
     ``older_than_s`` guards rows in flight: with replicas sharing PostgreSQL another replica's
     signals are in flight for a moment, never for a minute. ``unknown`` rows have answered
@@ -66,7 +81,7 @@ def reconcile(
         if entry.status in RUNNING and entry.received_at > now - older_than_s:
             continue
         try:
-            if _settle(journal, service, entry, now, absent_after_s, observe):
+            if _settle(journal, runners, entry, now, absent_after_s, answers, observe):
                 settled += 1
         except OrdergateError as exc:
             log.warning("Signal %s still unsettled: %s", entry.id, exc)  # pragma: no mutate
@@ -76,9 +91,15 @@ def reconcile(
 
 
 def _settle(
-    journal: Journal, service: Service, entry: Entry, now: float, absent_after_s: float, observe: Observe | None
+    journal: Journal,
+    runners: Mapping[str, Runner],
+    entry: Entry,
+    now: float,
+    absent_after_s: float,
+    answers: Answers,
+    observe: Observe | None,
 ) -> bool:
-    runner = service.runners.get(entry.route)
+    runner = runners.get(entry.route)
     payload = entry.payload or {}
     symbol = normalize_symbol(str(payload.get("symbol", "")))
     market = runner.route.broker.market(symbol) if runner is not None and symbol else None
@@ -86,29 +107,31 @@ def _settle(
     if runner is None or market is None:
         # Nothing to look the order up with (the route or the symbol is gone from the config).
         reason = INTERRUPTED if entry.status == IN_FLIGHT else f"The order {cid} cannot be looked up any more"
-        return _retryable(journal, entry, reason, cid)
+        return _retryable(journal, entry, reason, cid, answers)
     broker = runner.route.broker
     try:
         placement = broker.find_order(cid, market.symbol)
     except OrdergateError:
         if entry.status == IN_FLIGHT:  # cut off before placing: no order was ever sent
-            return _retryable(journal, entry, INTERRUPTED, cid)
+            return _retryable(journal, entry, INTERRUPTED, cid, answers)
         raise
     if placement is not None:
-        _found(journal, entry, runner.route, placement, observe)
+        _found(journal, entry, runner.route, placement, answers, observe)
         return True
     if entry.status == IN_FLIGHT:
-        return _retryable(journal, entry, INTERRUPTED, cid)
+        return _retryable(journal, entry, INTERRUPTED, cid, answers)
     age = now - entry.received_at
     if age >= absent_after_s:
-        return _retryable(journal, entry, absent_reason(cid, age), cid)
+        return _retryable(journal, entry, absent_reason(cid, age), cid, answers)
     if entry.status == PLACING:  # its request died while sending: say so until it is settled
-        body = {"success": False, "error": UNKNOWN_REASON, "status": "unknown", "clientOrderId": cid}
-        _record(journal, entry, UNKNOWN, 202, body, cid, expected=PLACING)
+        http, body = answers.error(OrderOutcomeUnknown(UNKNOWN_REASON), cid)
+        _record(journal, entry, UNKNOWN, http, body, cid, expected=PLACING)
     return False
 
 
-def _found(journal: Journal, entry: Entry, route: Any, placement: Placement, observe: Observe | None) -> None:
+def _found(
+    journal: Journal, entry: Entry, route: Any, placement: Placement, answers: Answers, observe: Observe | None
+) -> None:
     """The broker has the order: record it as the final outcome, drop the stale balance, tell."""
     signal = Signal(
         id=entry.id,
@@ -126,12 +149,13 @@ def _found(journal: Journal, entry: Entry, route: Any, placement: Placement, obs
         placement=placement,
     )
     outcome = Outcome.of_placement(signal, route, (), placement)
-    body = {k: v for k, v in outcome.body().items() if k != "trace"}
+    http, full = answers.outcome(outcome)
+    body = {k: v for k, v in full.items() if k != "trace"}
     if not _record(
         journal,
         entry,
         outcome.status,
-        outcome.http_status,
+        http,
         body,
         placement.client_order_id,
         expected=entry.status,
@@ -144,9 +168,9 @@ def _found(journal: Journal, entry: Entry, route: Any, placement: Placement, obs
         observe(outcome)
 
 
-def _retryable(journal: Journal, entry: Entry, reason: str, cid: str) -> bool:
-    body = {"success": False, "error": reason, "clientOrderId": cid}
-    if _record(journal, entry, "error", 503, body, cid, expected=entry.status):
+def _retryable(journal: Journal, entry: Entry, reason: str, cid: str, answers: Answers) -> bool:
+    http, body = answers.error(BrokerUnavailable(reason), cid)
+    if _record(journal, entry, "error", http, body, cid, expected=entry.status):
         log.info("Signal %s: no order at the broker; a repeat places it", entry.id)  # pragma: no mutate
     return True
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, Protocol
 
 from ordergate.pipeline.errors import BrokerAuthError, BrokerError, OrderOutcomeUnknown, Rejection
-from ordergate.pipeline.money import plain, to_decimal
+from ordergate.pipeline.money import to_decimal
 from ordergate.pipeline.signal import Placement, Signal
 from ordergate.pipeline.stage import RouteContext, Stage
 
@@ -29,23 +29,6 @@ class Step:
 
     def as_dict(self) -> dict[str, Any]:
         return {"stage": self.stage, "outcome": self.outcome, "us": self.micros}
-
-
-def placed(placement: Placement) -> dict[str, Any]:
-    """The answer's fields for a placed order, in the seed's shape (amounts as exact strings)."""
-    return {
-        "success": True,
-        "orderId": placement.order_id,
-        "clientOrderId": placement.client_order_id,
-        "status": placement.status,
-        "symbol": placement.symbol,
-        "side": placement.side.upper(),
-        "type": placement.type,
-        "quantity": plain(placement.quantity),
-        "price": plain(placement.price) if placement.price is not None else None,
-        "executedQty": plain(placement.filled),
-        "avgPrice": plain(placement.average_price) if placement.average_price is not None else None,
-    }
 
 
 # A placement the broker ended without a fill: no position, no spend. The order exists (final),
@@ -75,7 +58,8 @@ def unfilled(placement: Placement) -> Rejection:
 
 @dataclass(frozen=True)
 class Outcome:
-    """How one signal ended; rendered to HTTP, the journal and the observers."""
+    """How one signal ended; the HTTP layer renders it (``ordergate.answers``), the journal keeps
+    that answer, the observers hear of it."""
 
     signal: Signal
     route: RouteContext
@@ -96,16 +80,6 @@ class Outcome:
         return cls(signal, route, status, trace, placement=placement, rejection=rejection)
 
     @property
-    def http_status(self) -> int:
-        if self.rejection is not None:
-            return self.rejection.status
-        if self.placement is not None:
-            return 200
-        if self.error is not None:
-            return self.error.status
-        return 500
-
-    @property
     def reason(self) -> str | None:
         """Why the signal did not become an order, in words safe to show the trader."""
         if self.rejection is not None:
@@ -119,35 +93,6 @@ class Outcome:
     @property
     def failed_stage(self) -> str | None:
         return next((s.stage for s in self.trace if s.outcome != "ok"), None)
-
-    def body(self) -> dict[str, Any]:
-        """The HTTP answer: the seed's shape plus the signal id, notes and trace."""
-        body: dict[str, Any]
-        placement = self.placement
-        if placement is not None and self.rejection is None:
-            body = {**placed(placement), "route": self.route.name, "broker": self.route.broker.label}
-        else:
-            body = {"success": False, "error": self.reason}
-            if self.failed_stage:
-                body["stage"] = self.failed_stage
-            code = self.rejection.code if self.rejection is not None else None
-            if code:
-                body["code"] = code
-            if placement is not None:  # the broker has the order, ended without a fill
-                body.update({k: v for k, v in placed(placement).items() if k != "success"})
-            if self.status == "unknown":
-                body["status"] = "unknown"
-                body["clientOrderId"] = self.signal.require_order().client_order_id
-        body["signalId"] = self.signal.id
-        notes = [
-            *self.signal.notes,
-            *(self.rejection.notes if self.rejection is not None else ()),
-            *(placement.notes if placement is not None else ()),
-        ]
-        if notes:
-            body["notes"] = notes
-        body["trace"] = [s.as_dict() for s in self.trace]
-        return body
 
 
 # A signal's time outside these years is no clock's reading: a typo, an overflow, a hostile value.
@@ -190,13 +135,13 @@ def stale(signal: Signal, max_age_s: int | None, max_future_s: int = 5) -> Rejec
             return None
         return Rejection(
             f"Missing required field: time (this route refuses signals over {max_age_s} s old)",
-            status=400,
+            kind="invalid",
             code="invalid_payload",
         )
     sent = signal_time(raw)
     if sent is None:
         shown = str(raw) if len(str(raw)) <= 40 else f"{str(raw)[:37]}..."
-        return Rejection(f"Invalid time: {shown!r} is not {TIME_FORMS}", status=400, code="invalid_payload")
+        return Rejection(f"Invalid time: {shown!r} is not {TIME_FORMS}", kind="invalid", code="invalid_payload")
     age = signal.received_at - sent
     if -age > max_future_s:
         return Rejection(
@@ -231,8 +176,10 @@ class Runner:
         route: RouteContext,
         stages: Sequence[tuple[str, Stage]],
         observers: Sequence[tuple[str, Observer]] = (),
+        declared: Sequence[str] | None = None,
     ) -> None:
         self.route = route
+        self.declared = tuple(declared) if declared is not None else None
         self.stages = tuple(stages)
         self.observers = tuple(observers)
         self.execute_at = next((i for i, (n, _) in enumerate(self.stages) if n == "execute"), None)
@@ -240,7 +187,9 @@ class Runner:
     @property
     def names(self) -> list[str]:
         """Every entry of the chain, as the YAML declares it (for ``ordergate check``); a stage
-        switched off with ``enabled: false`` is marked ``(off)``."""
+        switched off with ``enabled: false`` (dropped when the chain was built) is marked ``(off)``."""
+        if self.declared is not None:
+            return list(self.declared)
         staged = [n if getattr(s, "enabled", True) else f"{n} (off)" for n, s in self.stages]
         return staged + [n for n, _ in self.observers]
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
+
+from ordergate.pipeline.money import plain
 
 Side = Literal["buy", "sell"]
 OrderType = Literal["MARKET", "LIMIT"]
@@ -125,3 +128,50 @@ class Placement:
     base: str = ""
     broker: str = ""
     notes: tuple[str, ...] = ()  # what the broker changed, e.g. a MARKET order sent as a protected LIMIT
+
+
+def normalize_symbol(raw: str) -> str:
+    """``binance:btcusdt`` / ``BTCUSDT.P`` / ``BTC/USDT:USDT`` / `` btcusdt `` -> ``BTCUSDT``."""
+    symbol = raw.strip().upper()
+    if "/" in symbol:  # ccxt unified: BASE/QUOTE[:SETTLE]
+        symbol = symbol.split(":", 1)[0].replace("/", "")
+    elif ":" in symbol:  # TradingView {{exchange}}:{{ticker}}
+        symbol = symbol.rsplit(":", 1)[1]
+    if symbol.endswith(".P"):  # TradingView's perpetual suffix
+        symbol = symbol[:-2]
+    return symbol
+
+
+MAX_ID = 200  # characters of an id kept as written; a longer one is kept as its digest
+
+
+def given_id(payload: Mapping[str, Any]) -> str | None:
+    """The signal's own ``id`` (``{{strategy.order.id}}-{{timenow}}``), if it carries a usable one.
+
+    One id, one text, wherever it is read: a numeric id is written plainly (``1.50`` and the
+    journal's ``"1.5"`` are the same id, so recovery derives the same client order id), and an
+    id too long to keep whole becomes its SHA-256, so two ids differing after character 200
+    stay two signals.
+    """
+    given = payload.get("id")
+    if isinstance(given, Decimal):
+        text = plain(given)
+    elif isinstance(given, str):
+        text = given.strip()
+    else:
+        return None
+    if not text:
+        return None
+    if len(text) > MAX_ID:
+        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+    return text
+
+
+def client_order_id(route: str, payload: Mapping[str, Any], signal_id: str) -> str:
+    """The order's client id: stable for a signal that carries an ``id`` (so a re-sent alert
+    maps to the same order), else unique per request. ``og-`` + hex, 27 characters at most:
+    within Binance's ``^[a-zA-Z0-9-_]{1,36}$``."""
+    given = given_id(payload)
+    if given is None:
+        return f"og-{signal_id}"
+    return "og-" + hashlib.sha256(f"{route}\x00{given}".encode()).hexdigest()[:24]

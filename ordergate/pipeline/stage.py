@@ -11,7 +11,7 @@ from ordergate.pipeline.reservations import MemoryReservations, Reservations
 from ordergate.pipeline.signal import Signal
 
 if TYPE_CHECKING:
-    from ordergate.brokers.base import Broker
+    from ordergate.pipeline.broker import Broker
 
 
 @dataclass(frozen=True)

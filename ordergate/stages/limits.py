@@ -48,7 +48,7 @@ class EnvironmentLimits:
                 if len(self._recent) >= self.per_minute:
                     raise Rejection(
                         f"Too many orders: the limit is {self.per_minute} per minute on {self.route}",
-                        status=429,
+                        kind="rate_limited",
                         code="rate_limited",
                     )
                 self._recent.append(now)

@@ -9,7 +9,6 @@ wants a number, ``"true"``/``"false"`` become booleans, enum strings match in an
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Mapping
@@ -22,26 +21,15 @@ from jsonschema.exceptions import ValidationError
 
 from ordergate.config import json_object
 from ordergate.pipeline.errors import ConfigError, Rejection
-from ordergate.pipeline.money import plain, to_decimal
-from ordergate.pipeline.signal import Order, Signal
+from ordergate.pipeline.money import to_decimal
+from ordergate.pipeline.signal import Order, Signal, client_order_id, normalize_symbol
+from ordergate.pipeline.signal import given_id as given_id  # the ids live with the signal; read here too
 from ordergate.pipeline.stage import RouteContext
 
 log = logging.getLogger("ordergate")
 
 _TRUE = {"true", "yes", "1"}
 _FALSE = {"false", "no", "0"}
-
-
-def normalize_symbol(raw: str) -> str:
-    """``binance:btcusdt`` / ``BTCUSDT.P`` / ``BTC/USDT:USDT`` / `` btcusdt `` -> ``BTCUSDT``."""
-    symbol = raw.strip().upper()
-    if "/" in symbol:  # ccxt unified: BASE/QUOTE[:SETTLE]
-        symbol = symbol.split(":", 1)[0].replace("/", "")
-    elif ":" in symbol:  # TradingView {{exchange}}:{{ticker}}
-        symbol = symbol.rsplit(":", 1)[1]
-    if symbol.endswith(".P"):  # TradingView's perpetual suffix
-        symbol = symbol[:-2]
-    return symbol
 
 
 def coerce(payload: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
@@ -99,41 +87,6 @@ def describe(error: ValidationError) -> str:
     return f"Invalid {field}: {error.message[:120]}"
 
 
-MAX_ID = 200  # characters of an id kept as written; a longer one is kept as its digest
-
-
-def given_id(payload: Mapping[str, Any]) -> str | None:
-    """The signal's own ``id`` (``{{strategy.order.id}}-{{timenow}}``), if it carries a usable one.
-
-    One id, one text, wherever it is read: a numeric id is written plainly (``1.50`` and the
-    journal's ``"1.5"`` are the same id, so recovery derives the same client order id), and an
-    id too long to keep whole becomes its SHA-256, so two ids differing after character 200
-    stay two signals.
-    """
-    given = payload.get("id")
-    if isinstance(given, Decimal):
-        text = plain(given)
-    elif isinstance(given, str):
-        text = given.strip()
-    else:
-        return None
-    if not text:
-        return None
-    if len(text) > MAX_ID:
-        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
-    return text
-
-
-def client_order_id(route: str, payload: Mapping[str, Any], signal_id: str) -> str:
-    """The order's client id: stable for a signal that carries an ``id`` (so a re-sent alert
-    maps to the same order), else unique per request. ``og-`` + hex, 27 characters at most:
-    within Binance's ``^[a-zA-Z0-9-_]{1,36}$``."""
-    given = given_id(payload)
-    if given is None:
-        return f"og-{signal_id}"
-    return "og-" + hashlib.sha256(f"{route}\x00{given}".encode()).hexdigest()[:24]
-
-
 def _order_of(payload: Mapping[str, Any], signal_id: str, route: str, product: str | None = None) -> Order:
     order_type = payload["type"]
     quantity = to_decimal(payload["quantity"])
@@ -168,7 +121,7 @@ class SchemaCheck:
         error = jsonschema.exceptions.best_match(self.validator.iter_errors(payload))
         if error is not None:
             log.info("Processing %s Signal: %s", self.route.label, _summary(signal.payload))
-            raise Rejection(describe(error), status=400, code="invalid_payload")
+            raise Rejection(describe(error), kind="invalid", code="invalid_payload")
         signal = signal.replace(
             payload=payload, order=_order_of(payload, signal.id, self.route.name, self.route.product)
         )

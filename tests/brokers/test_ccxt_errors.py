@@ -7,6 +7,7 @@ import inspect
 import pytest
 from ccxt.base import errors as cx
 
+from ordergate.answers import status_of
 from ordergate.brokers.ccxt import exchange_reason, translate
 from ordergate.pipeline.errors import (
     BrokerAuthError,
@@ -34,7 +35,7 @@ def test_ccxt_still_has_the_classes_we_rely_on() -> None:
 def test_every_ccxt_error_maps_to_an_ordergate_error(cls: type[Exception], placing: bool) -> None:
     error = translate(cls('binance {"code":-9999,"msg":"Something new."}'), exchange="binance", placing=placing)
     assert isinstance(error, OrdergateError)
-    status = error.status
+    status = status_of(error)
     assert status < 500 or not placing or isinstance(error, BrokerUnavailable)
     if isinstance(error, BrokerUnavailable) and placing:
         # 503 during placement only when the exchange refused before executing
@@ -166,10 +167,10 @@ def test_translation_words(exc: Exception, placing: bool, kind: type[OrdergateEr
 
 
 def test_status_codes_of_the_translations() -> None:
-    assert translate(cx.InsufficientFunds("x"), placing=True).status == 422
-    assert translate(cx.AuthenticationError("x")).status == 422
-    assert translate(cx.DDoSProtection("x")).status == 503
-    assert translate(cx.RequestTimeout("x"), placing=True).status == 202
+    assert status_of(translate(cx.InsufficientFunds("x"), placing=True)) == 422
+    assert status_of(translate(cx.AuthenticationError("x"))) == 422
+    assert status_of(translate(cx.DDoSProtection("x"))) == 503
+    assert status_of(translate(cx.RequestTimeout("x"), placing=True)) == 202
 
 
 def test_exchange_reason_reads_binance_bodies_and_nothing_else() -> None:
@@ -213,9 +214,9 @@ Outcome = tuple[str, str, str | None, str | None, int]
 def _outcome(error: OrdergateError) -> tuple[str, str, str | None, str | None, int]:
     """What the answer is made of: class, the trader's words, the stable code, the broker."""
     if isinstance(error, Rejection):
-        return type(error).__name__, error.reason, error.code, None, error.status
+        return type(error).__name__, error.reason, error.code, None, status_of(error)
     assert isinstance(error, BrokerError)
-    return type(error).__name__, error.message, None, error.broker, error.status
+    return type(error).__name__, error.message, None, error.broker, status_of(error)
 
 
 def _binance(code: int, msg: str) -> str:

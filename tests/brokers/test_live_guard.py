@@ -16,12 +16,13 @@ from typing import Any
 import pytest
 from falcon import testing
 
-from ordergate.app import OrdergateApp, create_app, parse_body
+from ordergate.app import OrdergateApp, create_app
 from ordergate.brokers import broker_money
 from ordergate.brokers.ccxt import CcxtBroker
 from ordergate.brokers.flattrade import FlatTradeBroker
+from ordergate.compose import route_summary
 from ordergate.config import load_settings
-from ordergate.pipeline.registry import route_summary
+from ordergate.parse import parse_body
 from ordergate.replay import Replay, Tally
 from tests.brokers.exchange_cassette import Sent, binance_interactions, replayed
 from tests.conftest import CONFIG_DIR

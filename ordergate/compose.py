@@ -1,4 +1,7 @@
-"""The registry: YAML stage names -> stage classes, and building every route's chain.
+"""The composition root: brokers and every route's chain, built from the settings.
+
+YAML stage names -> stage classes, options validated, chains checked, brokers built; it lives
+outside ``pipeline/``, which it assembles from ``stages/`` and ``brokers/``.
 
 Everything that can be checked without a signal is checked here, at startup: unknown stage
 names, bad options (Cerberus), impossible chains (a stage before what it requires, two
@@ -14,8 +17,8 @@ from decimal import Decimal
 from typing import Any
 
 from ordergate.brokers import build_broker
-from ordergate.brokers.base import Broker
 from ordergate.config import Settings, validate
+from ordergate.pipeline.broker import Broker
 from ordergate.pipeline.errors import ConfigError
 from ordergate.pipeline.reservations import MemoryReservations, Reservations
 from ordergate.pipeline.runner import Observer, Runner
@@ -80,10 +83,12 @@ class Service:
 def build_chain(
     pipeline: str, chain: list[Any], route: RouteContext, overrides: Mapping[str, Any], *, file: str
 ) -> Runner:
-    """Build one route's runner from its pipeline's stage list."""
+    """Build one route's runner from its pipeline's stage list; a stage switched off
+    (``enabled: false``) is checked as any other and then dropped: it never runs nor traces."""
     stages: list[tuple[str, Stage]] = []
     observers: list[tuple[str, Observer]] = []
     seen: list[str] = []
+    declared: list[str] = []
     for name, options, where in _entries(chain, file=file, path=f"pipelines.{pipeline}"):
         cls = stage_class(name, file=file, path=where)
         merged = {**options, **overrides.get(name, {})}
@@ -97,12 +102,17 @@ def build_chain(
         if "execute" in seen and not is_observer:
             raise ConfigError(f"stage {name!r} comes after 'execute'; only observers may", file=file, path=where)
         instance = cls(opts, route)
+        seen.append(name)
+        if not getattr(instance, "enabled", True):
+            if not is_observer:
+                declared.append(f"{name} (off)")
+            continue
         if is_observer:
             observers.append((name, instance))
         else:
             stages.append((name, instance))
-        seen.append(name)
-    return Runner(route, stages, observers)
+            declared.append(name)
+    return Runner(route, stages, observers, declared=[*declared, *(n for n, _ in observers)])
 
 
 def build_service(
