@@ -8,7 +8,16 @@ from typing import Any
 
 import pytest
 
-from ordergate.pipeline.money import decimals, dumps, floor_to_step, money, plain, round_price, to_decimal
+from ordergate.pipeline.money import (
+    decimals,
+    dumps,
+    floor_to_step,
+    money,
+    plain,
+    round_price,
+    to_decimal,
+    wire_decimal,
+)
 
 
 @pytest.mark.parametrize(
@@ -70,6 +79,49 @@ def test_to_decimal_keeps_every_digit_of_a_string() -> None:
 )
 def test_to_decimal_refuses_anything_else(value: object) -> None:
     assert to_decimal(value) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, "0"),
+        ("", "0"),
+        ("0.00001000", "0.00001000"),  # every digit as the exchange wrote it
+        ("5", "5"),
+        (" 5 ", "5"),
+        (0.1, "0.1"),  # a ccxt float by its shortest repr, never its binary expansion
+        (0.5, "0.5"),
+        (1e-05, "0.00001"),
+        (3, "3"),
+        (Decimal("1.50"), "1.50"),
+        ("abc", "0"),
+        ("NaN", "0"),
+        ("Infinity", "0"),
+        (float("inf"), "0"),
+        (float("nan"), "0"),
+        (True, "0"),
+        ("1_000", "0"),
+        ("1" * 61, "0"),  # longer than any number ordergate lets in
+        ([], "0"),
+        (b"1", "0"),
+    ],
+)
+def test_wire_decimal_reads_a_broker_number_exactly_or_zero(value: Any, expected: str) -> None:
+    result = wire_decimal(value)
+    assert type(result) is Decimal
+    assert str(result) == expected
+
+
+@pytest.mark.parametrize("value", [None, "", "abc", "NaN", 0.1])
+def test_wire_decimal_default_stands_for_what_is_absent(value: Any) -> None:
+    expected = Decimal("0.1") if value == 0.1 else Decimal("0.05")
+    assert wire_decimal(value, Decimal("0.05")) == expected
+
+
+def test_to_decimal_reads_floats_only_when_asked() -> None:
+    assert to_decimal(0.1) is None
+    assert str(to_decimal(0.1, floats=True)) == "0.1"
+    assert to_decimal(True, floats=True) is None
 
 
 @pytest.mark.parametrize(

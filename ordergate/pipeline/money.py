@@ -38,19 +38,21 @@ def too_long(value: Decimal) -> bool:
     return max(len(digits), len(digits) + exponent, -exponent) > MAX_DIGITS
 
 
-def to_decimal(value: object) -> Decimal | None:
+def to_decimal(value: object, *, floats: bool = False) -> Decimal | None:
     """Parse a JSON number or a numeric string into a finite Decimal; None if it is neither.
 
-    Floats are refused on purpose: by the time a value is a float, precision is already lost.
+    Floats are refused unless ``floats``: by the time a value is a float, precision is already
+    lost. A broker library's answer is the exception (ccxt parses an exchange's JSON numbers to
+    floats): ``floats`` reads one by its shortest repr, ``0.1`` as ``0.1``, never its binary expansion.
     """
-    if isinstance(value, (bool, float)):
+    if isinstance(value, bool) or (isinstance(value, float) and not floats):
         return None
     if isinstance(value, Decimal):
         result = value
     elif isinstance(value, int):
         result = Decimal(value)
-    elif isinstance(value, str):
-        text = value.strip()
+    elif isinstance(value, (str, float)):
+        text = value.strip() if isinstance(value, str) else repr(value)
         if "_" in text:  # Decimal() accepts '1_000'; a quantity in an alert should not
             return None
         try:
@@ -60,6 +62,13 @@ def to_decimal(value: object) -> Decimal | None:
     else:
         return None
     return result if result.is_finite() and not too_long(result) else None
+
+
+def wire_decimal(value: object, default: Decimal = ZERO) -> Decimal:
+    """A number in a broker's answer (a string on the wire, or ccxt's float) as an exact Decimal,
+    ``default`` when it is absent (None, "") or not a finite number: :func:`to_decimal` with floats."""
+    result = to_decimal(value, floats=True)
+    return default if result is None else result
 
 
 def decimals(value: Decimal) -> int:

@@ -29,7 +29,6 @@ from ordergate.brokers.flattrade.client import (
     failure,
     login_token,
     no_data,
-    number,
     placed,
     read_retry,
     rejected,
@@ -47,7 +46,7 @@ from ordergate.pipeline.errors import (
     Rejection,
 )
 from ordergate.pipeline.journal import Journal
-from ordergate.pipeline.money import ZERO, plain
+from ordergate.pipeline.money import ZERO, plain, wire_decimal
 from ordergate.pipeline.signal import Market, MarketType, Order, Placement, Side
 from ordergate.redact import register
 
@@ -275,13 +274,13 @@ class FlatTradeBroker:
             rules = found
             if not found.get("ti"):  # SearchScrip may list only exch/token/tsym: GetQuotes has the rules
                 rules = self._fetch_quote(name, exchange, token)
-            lot = number(rules.get("ls"), Decimal(1))
+            lot = wire_decimal(rules.get("ls"), Decimal(1))
             market = Market(
                 symbol=name,
                 base=name,
                 quote="INR",
                 type="equity",
-                tick_size=number(rules.get("ti"), Decimal("0.05")),
+                tick_size=wire_decimal(rules.get("ti"), Decimal("0.05")),
                 step_size=lot,
                 min_qty=lot,
                 broker_symbol=str(found["tsym"]),
@@ -311,10 +310,12 @@ class FlatTradeBroker:
     def _fetch_quote(self, symbol: str, exchange: str, token: str) -> dict[str, Any]:
         """GetQuotes: the last price and circuit limits (cached briefly), and the scrip's rules."""
         answer = self._call("GetQuotes", {"uid": self.user_id, "exch": exchange, "token": token})
-        last = number(answer.get("lp")) if isinstance(answer, dict) and answer.get("stat") == "Ok" else ZERO
+        last = wire_decimal(answer.get("lp")) if isinstance(answer, dict) and answer.get("stat") == "Ok" else ZERO
         if last <= ZERO:  # no trade yet today, or an error: no price to protect an order with
             raise self._failed("GetQuotes", answer)
-        self._quotes[symbol] = _Quote(last, number(answer.get("lc")), number(answer.get("uc")), time.monotonic())
+        self._quotes[symbol] = _Quote(
+            last, wire_decimal(answer.get("lc")), wire_decimal(answer.get("uc")), time.monotonic()
+        )
         return dict(answer)
 
     def price(self, symbol: str) -> Decimal:
@@ -342,7 +343,11 @@ class FlatTradeBroker:
             answer = self._call("Limits", {"uid": self.user_id, "actid": self.account_id})
             if not isinstance(answer, dict) or answer.get("stat") != "Ok":
                 raise self._failed("Limits", answer)
-            return number(answer.get("cash")) + number(answer.get("payin")) - number(answer.get("marginused"))
+            return (
+                wire_decimal(answer.get("cash"))
+                + wire_decimal(answer.get("payin"))
+                - wire_decimal(answer.get("marginused"))
+            )
         answer = self._call("Holdings", {"uid": self.user_id, "actid": self.account_id, "prd": "C"})
         if no_data(answer):
             return ZERO
@@ -355,8 +360,8 @@ class FlatTradeBroker:
             if symbols & wanted:
                 # demat (dpqty), pledged-free (npoadqty) or plain holding quantity, whichever the
                 # account reports; plus shares bought yesterday (btstqty), minus those sold today
-                owned = max(number(row.get(k)) for k in ("holdqty", "dpqty", "npoadqty"))
-                held += owned + number(row.get("btstqty")) - number(row.get("usedqty"))
+                owned = max(wire_decimal(row.get(k)) for k in ("holdqty", "dpqty", "npoadqty"))
+                held += owned + wire_decimal(row.get("btstqty")) - wire_decimal(row.get("usedqty"))
         return held
 
     # -- orders -------------------------------------------------------------------------------------
@@ -478,8 +483,8 @@ class FlatTradeBroker:
         return placement
 
     def _placement(self, row: dict[str, Any], order_no: str, order: Order, market: Market, price: Decimal) -> Placement:
-        filled = number(row.get("fillshares"))
-        average = number(row.get("avgprc")) if filled > ZERO else None
+        filled = wire_decimal(row.get("fillshares"))
+        average = wire_decimal(row.get("avgprc")) if filled > ZERO else None
         return Placement(
             order_id=order_no,
             client_order_id=order.client_order_id,
@@ -507,10 +512,10 @@ class FlatTradeBroker:
             symbol=market.symbol,
             side=side,
             type="LIMIT",
-            quantity=number(row.get("qty")),
+            quantity=wire_decimal(row.get("qty")),
             client_order_id=client_order_id,
         )
-        return self._placement(row, str(row.get("norenordno", "")), order, market, number(row.get("prc")))
+        return self._placement(row, str(row.get("norenordno", "")), order, market, wire_decimal(row.get("prc")))
 
 
 def _status(row: dict[str, Any]) -> str:
@@ -522,7 +527,7 @@ def _status(row: dict[str, Any]) -> str:
         return REJECTED
     if status.startswith("CANCEL"):
         return CANCELED
-    return PARTIAL if number(row.get("fillshares")) > ZERO else NEW
+    return PARTIAL if wire_decimal(row.get("fillshares")) > ZERO else NEW
 
 
 def _with_note(placement: Placement, note: str) -> Placement:

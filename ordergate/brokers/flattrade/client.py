@@ -11,31 +11,18 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 import requests
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from ordergate.pipeline.errors import BrokerAuthError, BrokerUnavailable, OrderOutcomeUnknown, Rejection
-from ordergate.pipeline.money import ZERO
 
 T = TypeVar("T")
 
 
 class Unreachable(Exception):
     """The request failed on the way (connection, timeout, 5xx): it may have reached the OMS."""
-
-
-def number(value: Any, default: Decimal = ZERO) -> Decimal:
-    """A NorenOMS number (always a string on the wire) as an exact Decimal."""
-    if value is None or value == "":
-        return default
-    try:
-        result = Decimal(str(value))
-    except InvalidOperation:
-        return default
-    return result if result.is_finite() else default
 
 
 class NorenClient:
