@@ -29,12 +29,12 @@ from typing import Any, ClassVar, TypeVar
 
 import ccxt
 from ccxt.base import errors as cx
-from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from ordergate.brokers import binance
 from ordergate.brokers.base import binance_params
 from ordergate.brokers.binance import exchange_reason, market_of
 from ordergate.brokers.endpoints import Money, money_of, url_host
+from ordergate.brokers.retry import read_retry
 from ordergate.config import validate
 from ordergate.pipeline.errors import (
     INSUFFICIENT_BALANCE,
@@ -141,16 +141,6 @@ class _Absent(Exception):
 
 
 _RETRYABLE = (cx.NetworkError,)  # RequestTimeout and DDoSProtection are NetworkErrors
-
-
-def read_retry(attempts: int = 3) -> Callable[[Callable[[], T]], Callable[[], T]]:
-    """Tenacity policy for reads only: exponential backoff on network-class errors."""
-    return retry(
-        retry=retry_if_exception_type(_RETRYABLE),
-        stop=stop_after_attempt(attempts),
-        wait=wait_exponential(multiplier=0.2, max=2),
-        reraise=True,
-    )
 
 
 # -- where orders go ----------------------------------------------------------------------
@@ -409,7 +399,7 @@ class CcxtBroker:
     def refresh_markets(self, attempts: int = 3) -> None:
         """Reload the exchange's markets; on failure the last good ones stay."""
         with self._translated():
-            raw = read_retry(attempts)(lambda: self.exchange.load_markets(reload=True))()
+            raw = read_retry(lambda: self.exchange.load_markets(reload=True), _RETRYABLE, attempts=attempts)
         markets = {}
         for market in raw.values():
             if market.get("active") is False:
@@ -427,7 +417,7 @@ class CcxtBroker:
 
     def _read(self, call: Callable[[], T]) -> T:
         with self._translated():
-            return read_retry()(call)()
+            return read_retry(call, _RETRYABLE)
 
     def session_error(self) -> BrokerError | None:
         return None  # API keys do not expire by the day
@@ -520,7 +510,7 @@ class CcxtBroker:
         ``GET /api/v3/ticker/price``, weight 4; USD-M ``GET /fapi/v2/ticker/price``, weight 2)."""
         asked = time.monotonic()  # a price is as old as the request that asked for it
         with self._translated():
-            raw = read_retry(attempts)(lambda: self.exchange.fetch_last_prices())()
+            raw = read_retry(lambda: self.exchange.fetch_last_prices(), _RETRYABLE, attempts=attempts)
         self._tickers.update({symbol: _Cached(last, asked) for symbol, last in binance.last_prices(raw).items()})
 
     def note_price(self, symbol: str, price: Decimal) -> None:
@@ -558,7 +548,7 @@ class CcxtBroker:
 
     def _fetch_free(self, attempts: int = 3) -> dict[str, Decimal]:
         with self._translated():
-            balance = read_retry(attempts)(self.exchange.fetch_balance)()
+            balance = read_retry(self.exchange.fetch_balance, _RETRYABLE, attempts=attempts)
         return binance.free_balances(balance, self.market_type)
 
     def order_params(self, order: Order, market: Market) -> dict[str, Any]:
@@ -573,9 +563,11 @@ class CcxtBroker:
         market = self._market_or_reject(symbol)
         try:
             with self._translated(looking_up=True):
-                raw = read_retry(self._lookup_attempts)(
-                    lambda: self.exchange.fetch_order(None, market.broker_symbol, {"clientOrderId": client_order_id})
-                )()
+                raw = read_retry(
+                    lambda: self.exchange.fetch_order(None, market.broker_symbol, {"clientOrderId": client_order_id}),
+                    _RETRYABLE,
+                    attempts=self._lookup_attempts,
+                )
         except _Absent:
             return None
         try:

@@ -26,16 +26,17 @@ from urllib.parse import quote_plus, urlencode
 from ordergate.brokers.endpoints import Money, money_of, url_host
 from ordergate.brokers.flattrade.client import (
     NorenClient,
+    Unreachable,
     failure,
     login_token,
     no_data,
     placed,
-    read_retry,
     rejected,
     session_expired,
     translated,
 )
 from ordergate.brokers.flattrade.session import LOGIN_PATH, SessionExpired, SessionStore, Tokens, next_expiry
+from ordergate.brokers.retry import read_retry
 from ordergate.config import validate
 from ordergate.pipeline.errors import (
     INVALID_SYMBOL,
@@ -238,7 +239,7 @@ class FlatTradeBroker:
             raise SessionExpired(self.name)
         with translated(self.name, placing=not read):
             if read:
-                answer = read_retry(lambda: self.client.call(route, data, token))
+                answer = read_retry(lambda: self.client.call(route, data, token), Unreachable)
             else:  # a placement is never repeated blind: a lost answer is looked up
                 answer = self.client.call(route, data, token)
         if session_expired(answer):
