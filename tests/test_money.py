@@ -16,6 +16,7 @@ from ordergate.pipeline.money import (
     plain,
     round_price,
     to_decimal,
+    to_step,
     wire_decimal,
 )
 
@@ -165,6 +166,24 @@ def test_floor_to_step_truncates_never_rounds_up(value: Decimal, step: Decimal, 
     assert result == Decimal(expected)
     assert result <= value
     assert plain(result) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "step", "down", "up"),
+    [
+        (Decimal("101.736"), Decimal("0.05"), "101.7", "101.75"),  # FlatTrade's 0.05 tick
+        (Decimal("100.724"), Decimal("0.05"), "100.7", "100.75"),
+        (Decimal("1507.5"), Decimal("0.05"), "1507.5", "1507.5"),  # on the grid: unchanged
+        (Decimal("0.0012345"), Decimal("0.00001"), "0.00123", "0.00124"),
+        (Decimal(1), Decimal("0.3"), "0.9", "1.2"),
+        (Decimal("0.000009"), Decimal("0.00001"), "0", "0.00001"),
+        (Decimal("2500.123"), Decimal(0), "2500.123", "2500.123"),  # step 0: no rule
+        (Decimal("2500.123"), Decimal(-1), "2500.123", "2500.123"),
+    ],
+)
+def test_to_step_rounds_onto_the_grid_up_or_down(value: Decimal, step: Decimal, down: str, up: str) -> None:
+    assert to_step(value, step, up=False) == Decimal(down)
+    assert to_step(value, step, up=True) == Decimal(up)
 
 
 @pytest.mark.parametrize(

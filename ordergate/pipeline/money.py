@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import decimal
 import json
-from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any
 
 ZERO = Decimal(0)
@@ -78,11 +78,18 @@ def decimals(value: Decimal) -> int:
     return max(0, -exponent)
 
 
-def floor_to_step(value: Decimal, step: Decimal) -> Decimal:
-    """Truncate ``value`` down to a multiple of ``step`` (a step of 0 means no step rule)."""
+def to_step(value: Decimal, step: Decimal, *, up: bool) -> Decimal:
+    """``value`` on the grid of ``step`` (a tick size, a lot step), rounded up or down; a step of
+    0 means no such rule. Every rounding of a price or a quantity in ordergate is this one."""
     if step <= 0:
         return value
-    return (value / step).to_integral_value(rounding=ROUND_FLOOR) * step
+    return (value / step).to_integral_value(rounding=ROUND_CEILING if up else ROUND_FLOOR) * step
+
+
+def floor_to_step(value: Decimal, step: Decimal) -> Decimal:
+    """Truncate a quantity down to a multiple of ``step``, as exchanges apply their lot step
+    (Binance LOT_SIZE): never more than the trader asked for."""
+    return to_step(value, step, up=False)
 
 
 def round_price(value: Decimal, tick: Decimal, side: str) -> Decimal:
@@ -90,10 +97,7 @@ def round_price(value: Decimal, tick: Decimal, side: str) -> Decimal:
 
     A buy rounds down (never pays more than asked), a sell rounds up (never sells for less).
     """
-    if tick <= 0:
-        return value
-    rounding = ROUND_DOWN if side.lower() == "buy" else ROUND_CEILING
-    return (value / tick).to_integral_value(rounding=rounding) * tick
+    return to_step(value, tick, up=side.lower() != "buy")
 
 
 def dumps(value: object, **options: Any) -> str:

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from ordergate.brokers.flattrade.broker import OPTIONS_SCHEMA, FlatTradeBroker, protected_price, to_tick
+from ordergate.brokers.flattrade.broker import OPTIONS_SCHEMA, FlatTradeBroker, protected_price
 from ordergate.brokers.flattrade.client import NorenClient
 from ordergate.brokers.flattrade.session import (
     IST,
@@ -31,5 +31,4 @@ __all__ = [
     "SessionStore",
     "next_expiry",
     "protected_price",
-    "to_tick",
 ]

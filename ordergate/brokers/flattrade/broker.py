@@ -18,7 +18,7 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass, replace
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus, urlencode
@@ -47,7 +47,7 @@ from ordergate.pipeline.errors import (
     Rejection,
 )
 from ordergate.pipeline.journal import Journal
-from ordergate.pipeline.money import ZERO, plain, wire_decimal
+from ordergate.pipeline.money import ZERO, plain, to_step, wire_decimal
 from ordergate.pipeline.signal import Market, MarketType, Order, Placement, Side
 from ordergate.redact import register
 
@@ -84,23 +84,15 @@ PRODUCTS = {"CNC": "C", "MIS": "I", "NRML": "M"}
 FILLED, PARTIAL, NEW, REJECTED, CANCELED = "FILLED", "PARTIALLY_FILLED", "NEW", "REJECTED", "CANCELED"
 
 
-def to_tick(price: Decimal, tick: Decimal, *, up: bool) -> Decimal:
-    """``price`` on the tick grid, rounded up or down."""
-    if tick <= ZERO:
-        return price
-    steps = (price / tick).to_integral_value(rounding=ROUND_CEILING if up else ROUND_FLOOR)
-    return (steps * tick).normalize()
-
-
 def protected_price(last: Decimal, side: str, pct: Decimal, tick: Decimal, low: Decimal, high: Decimal) -> Decimal:
     """A marketable limit: ``last`` ± ``pct`` %, on the tick, inside the circuit limits [low, high]."""
     buy = side == "buy"
     raw = last * (1 + pct / 100) if buy else last * (1 - pct / 100)
-    price = to_tick(raw, tick, up=buy)
+    price = to_step(raw, tick, up=buy)
     if high > ZERO and price > high:
-        price = to_tick(high, tick, up=False)
+        price = to_step(high, tick, up=False)
     if low > ZERO and price < low:
-        price = to_tick(low, tick, up=True)
+        price = to_step(low, tick, up=True)
     return price
 
 
