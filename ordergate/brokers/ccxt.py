@@ -49,6 +49,7 @@ from ordergate.pipeline.errors import (
     OrderOutcomeUnknown,
     Rejection,
 )
+from ordergate.pipeline.funds import required_funds
 from ordergate.pipeline.money import ZERO, plain
 from ordergate.pipeline.signal import Market, MarketType, Order, Placement
 
@@ -682,20 +683,17 @@ class CcxtBroker:
             if cached is None or placement.filled <= 0:
                 return
             free: dict[str, Decimal] = dict(cached.value)
+            if self.market_type == "future" and reduce_only:
+                self._balance = None  # released margin depends on the entry price: read it afresh
+                return
             price = placement.average_price or placement.price or ZERO
-            cost = placement.filled * price
-            if self.market_type == "future":
-                if reduce_only:  # released margin depends on the entry price: read it afresh
-                    self._balance = None
-                    return
-                margin = cost / self.leverage(market.symbol)
-                free[market.quote] = free.get(market.quote, ZERO) - margin
-            elif placement.side == "buy":
-                free[market.quote] = free.get(market.quote, ZERO) - cost
-                free[market.base] = free.get(market.base, ZERO) + placement.filled
-            else:
-                free[market.quote] = free.get(market.quote, ZERO) + cost
-                free[market.base] = free.get(market.base, ZERO) - placement.filled
+            leverage = self.leverage(market.symbol)
+            spent, amount = required_funds(market, placement.side, placement.filled, price, leverage)
+            free[spent] = free.get(spent, ZERO) - amount
+            if self.market_type != "future":  # spot: what the fill bought or the sale brought in
+                cost = placement.filled * price
+                got, received = (market.base, placement.filled) if spent == market.quote else (market.quote, cost)
+                free[got] = free.get(got, ZERO) + received
             self._balance = _Cached(free, cached.at)
 
     def _placement(self, raw: dict[str, Any], market: Market, client_order_id: str) -> Placement:
