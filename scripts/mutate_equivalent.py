@@ -20,8 +20,7 @@ _BOOK = "self._balances[market.quote] = self._balances.get(market.quote, ZERO) +
 _FLIPPED = "elif position.quantity * signed > 0:  # flipped: the rest opened a new position at price"
 BN = "ordergate/brokers/binance.py"  # Binance's wire fields, read for the ccxt adapter
 _FIRST_LINE = 'return None, text.split("\\n", 1)[0][:160]'
-_EMPTY = 'if value is None or value == "":'
-_AVG = 'average = dec(info.get("avgPrice")) if info.get("avgPrice") else ZERO'
+_AVG = 'average = wire_decimal(info.get("avgPrice")) if info.get("avgPrice") else ZERO'
 _STATUS = 'status = str(info.get("status") or raw.get("status") or "NEW").upper()'
 _MAPPED = 'status={"CLOSED": "FILLED", "OPEN": "NEW", "CANCELED": "CANCELED"}.get(status, status),'
 _SIDE = 'side="buy" if str(info.get("side") or raw.get("side") or "").lower() == "buy" else "sell",'
@@ -61,9 +60,12 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
     (PAPER, _FLIPPED, _FLIPPED.replace("> 0", ">= 0"), "a position of exactly 0 took the branch above"),
     (BN, _FIRST_LINE, _FIRST_LINE.replace(", 1)", ", )"), "the first piece of a split is the same at any maxsplit"),
     (BN, _FIRST_LINE, _FIRST_LINE.replace(", 1)", ", 2)"), "the first piece of a split is the same at any maxsplit"),
-    (BN, _EMPTY, _EMPTY.replace(" or ", " and "), 'Decimal("None") and Decimal("") raise: ZERO all the same'),
-    (BN, _EMPTY, _EMPTY.replace('""', '"XXXX"'), 'Decimal("") raises InvalidOperation: ZERO all the same'),
-    (BN, _AVG, _AVG.replace('if info.get("avgPrice")', 'if (info.get("avgPrice")) or True'), "dec of a falsy is 0"),
+    (
+        BN,
+        _AVG,
+        _AVG.replace('if info.get("avgPrice")', 'if (info.get("avgPrice")) or True'),
+        "wire_decimal of a falsy is 0",
+    ),
     (BN, _STATUS, _STATUS.replace('"NEW"', '"new"'), '.upper() makes "new" "NEW"'),
     (BN, _MAPPED, _MAPPED.replace('"CANCELED": "C', '"XXCANCELEDXX": "C'), "CANCELED maps to itself anyway"),
     (BN, _MAPPED, _MAPPED.replace('"CANCELED": "C', '"canceled": "C'), "CANCELED maps to itself anyway"),

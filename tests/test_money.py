@@ -8,7 +8,17 @@ from typing import Any
 
 import pytest
 
-from ordergate.pipeline.money import decimals, dumps, floor_to_step, money, plain, round_price, to_decimal
+from ordergate.pipeline.money import (
+    decimals,
+    dumps,
+    floor_to_step,
+    money,
+    plain,
+    round_price,
+    to_decimal,
+    to_step,
+    wire_decimal,
+)
 
 
 @pytest.mark.parametrize(
@@ -73,6 +83,49 @@ def test_to_decimal_refuses_anything_else(value: object) -> None:
 
 
 @pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, "0"),
+        ("", "0"),
+        ("0.00001000", "0.00001000"),  # every digit as the exchange wrote it
+        ("5", "5"),
+        (" 5 ", "5"),
+        (0.1, "0.1"),  # a ccxt float by its shortest repr, never its binary expansion
+        (0.5, "0.5"),
+        (1e-05, "0.00001"),
+        (3, "3"),
+        (Decimal("1.50"), "1.50"),
+        ("abc", "0"),
+        ("NaN", "0"),
+        ("Infinity", "0"),
+        (float("inf"), "0"),
+        (float("nan"), "0"),
+        (True, "0"),
+        ("1_000", "0"),
+        ("1" * 61, "0"),  # longer than any number ordergate lets in
+        ([], "0"),
+        (b"1", "0"),
+    ],
+)
+def test_wire_decimal_reads_a_broker_number_exactly_or_zero(value: Any, expected: str) -> None:
+    result = wire_decimal(value)
+    assert type(result) is Decimal
+    assert str(result) == expected
+
+
+@pytest.mark.parametrize("value", [None, "", "abc", "NaN", 0.1])
+def test_wire_decimal_default_stands_for_what_is_absent(value: Any) -> None:
+    expected = Decimal("0.1") if value == 0.1 else Decimal("0.05")
+    assert wire_decimal(value, Decimal("0.05")) == expected
+
+
+def test_to_decimal_reads_floats_only_when_asked() -> None:
+    assert to_decimal(0.1) is None
+    assert str(to_decimal(0.1, floats=True)) == "0.1"
+    assert to_decimal(True, floats=True) is None
+
+
+@pytest.mark.parametrize(
     ("value", "places"),
     [
         (Decimal(10), 0),
@@ -113,6 +166,24 @@ def test_floor_to_step_truncates_never_rounds_up(value: Decimal, step: Decimal, 
     assert result == Decimal(expected)
     assert result <= value
     assert plain(result) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "step", "down", "up"),
+    [
+        (Decimal("101.736"), Decimal("0.05"), "101.7", "101.75"),  # FlatTrade's 0.05 tick
+        (Decimal("100.724"), Decimal("0.05"), "100.7", "100.75"),
+        (Decimal("1507.5"), Decimal("0.05"), "1507.5", "1507.5"),  # on the grid: unchanged
+        (Decimal("0.0012345"), Decimal("0.00001"), "0.00123", "0.00124"),
+        (Decimal(1), Decimal("0.3"), "0.9", "1.2"),
+        (Decimal("0.000009"), Decimal("0.00001"), "0", "0.00001"),
+        (Decimal("2500.123"), Decimal(0), "2500.123", "2500.123"),  # step 0: no rule
+        (Decimal("2500.123"), Decimal(-1), "2500.123", "2500.123"),
+    ],
+)
+def test_to_step_rounds_onto_the_grid_up_or_down(value: Decimal, step: Decimal, down: str, up: str) -> None:
+    assert to_step(value, step, up=False) == Decimal(down)
+    assert to_step(value, step, up=True) == Decimal(up)
 
 
 @pytest.mark.parametrize(

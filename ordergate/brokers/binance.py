@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from ordergate.pipeline.errors import (
@@ -25,7 +25,7 @@ from ordergate.pipeline.errors import (
     OrderOutcomeUnknown,
     Rejection,
 )
-from ordergate.pipeline.money import ZERO
+from ordergate.pipeline.money import ZERO, wire_decimal
 from ordergate.pipeline.signal import Market, MarketType, Placement
 
 # -- error bodies and codes ---------------------------------------------------------------------
@@ -104,17 +104,6 @@ def duplicate(code: int | None, message: str) -> bool:
 # -- numbers and answers ------------------------------------------------------------------------
 
 
-def dec(value: Any) -> Decimal:
-    """Exact Decimal from an exchange string; ccxt floats go through their shortest repr."""
-    if value is None or value == "":
-        return ZERO
-    try:
-        result = Decimal(value if isinstance(value, str) else repr(value))
-    except (InvalidOperation, ValueError):
-        return ZERO
-    return result if result.is_finite() else ZERO
-
-
 def _positive(*values: Decimal) -> list[Decimal]:
     return [v for v in values if v > 0]
 
@@ -139,19 +128,21 @@ def market_of(raw: dict[str, Any], market_type: MarketType) -> Market:
     limits = raw.get("limits") or {}
     precision = raw.get("precision") or {}
     amount = limits.get("amount") or {}
-    steps = _positive(dec(lot.get("stepSize") or precision.get("amount")), dec(market_lot.get("stepSize")))
-    minimums = _positive(dec(lot.get("minQty") or amount.get("min")), dec(market_lot.get("minQty")))
-    maximums = _positive(dec(lot.get("maxQty") or amount.get("max")), dec(market_lot.get("maxQty")))
+    steps = _positive(
+        wire_decimal(lot.get("stepSize") or precision.get("amount")), wire_decimal(market_lot.get("stepSize"))
+    )
+    minimums = _positive(wire_decimal(lot.get("minQty") or amount.get("min")), wire_decimal(market_lot.get("minQty")))
+    maximums = _positive(wire_decimal(lot.get("maxQty") or amount.get("max")), wire_decimal(market_lot.get("maxQty")))
     return Market(
         symbol=str(raw["id"]).upper(),
         base=str(raw["base"]),
         quote=str(raw["quote"]),
         type=market_type,
-        tick_size=dec(price_filter.get("tickSize") or precision.get("price")),
+        tick_size=wire_decimal(price_filter.get("tickSize") or precision.get("price")),
         step_size=max(steps, default=ZERO),
         min_qty=max(minimums, default=ZERO),
         max_qty=min(maximums, default=ZERO),
-        min_notional=dec(
+        min_notional=wire_decimal(
             notional.get("minNotional") or notional.get("notional") or (limits.get("cost") or {}).get("min")
         ),
         broker_symbol=str(raw["symbol"]),
@@ -166,7 +157,7 @@ def order_api(market_type: MarketType) -> str:
 def ticker_price(ticker: dict[str, Any]) -> Decimal:
     """A ticker's last price: Binance's own string (24 h ticker or price ticker), else ccxt's."""
     info = ticker.get("info") or {}
-    return dec(info.get("lastPrice") or info.get("price") or ticker.get("last"))
+    return wire_decimal(info.get("lastPrice") or info.get("price") or ticker.get("last"))
 
 
 def last_prices(raw: dict[str, Any]) -> dict[str, Decimal]:
@@ -176,7 +167,7 @@ def last_prices(raw: dict[str, Any]) -> dict[str, Decimal]:
         info = entry.get("info") or {}
         symbol = str(info.get("symbol") or "").upper()
         # the exchange's own string, exact; ccxt's float only when there is none
-        last = dec(info.get("price") or entry.get("price"))
+        last = wire_decimal(info.get("price") or entry.get("price"))
         if symbol and last > 0:
             fresh[symbol] = last
     return fresh
@@ -188,24 +179,24 @@ def free_balances(balance: dict[str, Any], market_type: MarketType) -> dict[str,
     free: dict[str, Decimal] = {}
     if market_type == "future" and isinstance(info.get("assets"), list):
         for entry in info["assets"]:
-            free[str(entry.get("asset")).upper()] = dec(entry.get("availableBalance"))
+            free[str(entry.get("asset")).upper()] = wire_decimal(entry.get("availableBalance"))
     elif isinstance(info.get("balances"), list):
         for entry in info["balances"]:
-            free[str(entry.get("asset")).upper()] = dec(entry.get("free"))
+            free[str(entry.get("asset")).upper()] = wire_decimal(entry.get("free"))
     else:  # another exchange: ccxt's unified view
         for asset, amount in (balance.get("free") or {}).items():
-            free[str(asset).upper()] = dec(amount)
+            free[str(asset).upper()] = wire_decimal(amount)
     return free
 
 
 def placement_of(raw: dict[str, Any], market: Market, client_order_id: str, broker: str) -> Placement:
     """A ccxt order as a Placement: Binance's own fields first (exact strings), else ccxt's."""
     info = raw.get("info") or {}
-    filled = dec(info.get("executedQty") if "executedQty" in info else raw.get("filled"))
-    average = dec(info.get("avgPrice")) if info.get("avgPrice") else ZERO
+    filled = wire_decimal(info.get("executedQty") if "executedQty" in info else raw.get("filled"))
+    average = wire_decimal(info.get("avgPrice")) if info.get("avgPrice") else ZERO
     if average <= 0 and filled > 0:
-        quote = dec(info.get("cummulativeQuoteQty") or info.get("cumQuote"))
-        average = quote / filled if quote > 0 else dec(raw.get("average"))
+        quote = wire_decimal(info.get("cummulativeQuoteQty") or info.get("cumQuote"))
+        average = quote / filled if quote > 0 else wire_decimal(raw.get("average"))
     status = str(info.get("status") or raw.get("status") or "NEW").upper()
     order_id: str | int = info.get("orderId") or raw.get("id") or ""
     return Placement(
@@ -215,10 +206,10 @@ def placement_of(raw: dict[str, Any], market: Market, client_order_id: str, brok
         symbol=market.symbol,
         side="buy" if str(info.get("side") or raw.get("side") or "").lower() == "buy" else "sell",
         type="LIMIT" if str(info.get("type") or raw.get("type") or "").upper() == "LIMIT" else "MARKET",
-        quantity=dec(info.get("origQty") or raw.get("amount")),
+        quantity=wire_decimal(info.get("origQty") or raw.get("amount")),
         filled=filled,
         average_price=average if average > 0 else None,
-        price=dec(info.get("price")) or None,
+        price=wire_decimal(info.get("price")) or None,
         base=market.base,
         broker=broker,
     )

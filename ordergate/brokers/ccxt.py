@@ -29,12 +29,12 @@ from typing import Any, ClassVar, TypeVar
 
 import ccxt
 from ccxt.base import errors as cx
-from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from ordergate.brokers import binance
 from ordergate.brokers.base import binance_params
 from ordergate.brokers.binance import exchange_reason, market_of
 from ordergate.brokers.endpoints import Money, money_of, url_host
+from ordergate.brokers.retry import read_retry
 from ordergate.config import validate
 from ordergate.pipeline.errors import (
     INSUFFICIENT_BALANCE,
@@ -49,6 +49,7 @@ from ordergate.pipeline.errors import (
     OrderOutcomeUnknown,
     Rejection,
 )
+from ordergate.pipeline.funds import required_funds
 from ordergate.pipeline.money import ZERO, plain
 from ordergate.pipeline.signal import Market, MarketType, Order, Placement
 
@@ -141,16 +142,6 @@ class _Absent(Exception):
 
 
 _RETRYABLE = (cx.NetworkError,)  # RequestTimeout and DDoSProtection are NetworkErrors
-
-
-def read_retry(attempts: int = 3) -> Callable[[Callable[[], T]], Callable[[], T]]:
-    """Tenacity policy for reads only: exponential backoff on network-class errors."""
-    return retry(
-        retry=retry_if_exception_type(_RETRYABLE),
-        stop=stop_after_attempt(attempts),
-        wait=wait_exponential(multiplier=0.2, max=2),
-        reraise=True,
-    )
 
 
 # -- where orders go ----------------------------------------------------------------------
@@ -409,7 +400,7 @@ class CcxtBroker:
     def refresh_markets(self, attempts: int = 3) -> None:
         """Reload the exchange's markets; on failure the last good ones stay."""
         with self._translated():
-            raw = read_retry(attempts)(lambda: self.exchange.load_markets(reload=True))()
+            raw = read_retry(lambda: self.exchange.load_markets(reload=True), _RETRYABLE, attempts=attempts)
         markets = {}
         for market in raw.values():
             if market.get("active") is False:
@@ -427,7 +418,7 @@ class CcxtBroker:
 
     def _read(self, call: Callable[[], T]) -> T:
         with self._translated():
-            return read_retry()(call)()
+            return read_retry(call, _RETRYABLE)
 
     def session_error(self) -> BrokerError | None:
         return None  # API keys do not expire by the day
@@ -520,7 +511,7 @@ class CcxtBroker:
         ``GET /api/v3/ticker/price``, weight 4; USD-M ``GET /fapi/v2/ticker/price``, weight 2)."""
         asked = time.monotonic()  # a price is as old as the request that asked for it
         with self._translated():
-            raw = read_retry(attempts)(lambda: self.exchange.fetch_last_prices())()
+            raw = read_retry(lambda: self.exchange.fetch_last_prices(), _RETRYABLE, attempts=attempts)
         self._tickers.update({symbol: _Cached(last, asked) for symbol, last in binance.last_prices(raw).items()})
 
     def note_price(self, symbol: str, price: Decimal) -> None:
@@ -558,7 +549,7 @@ class CcxtBroker:
 
     def _fetch_free(self, attempts: int = 3) -> dict[str, Decimal]:
         with self._translated():
-            balance = read_retry(attempts)(self.exchange.fetch_balance)()
+            balance = read_retry(self.exchange.fetch_balance, _RETRYABLE, attempts=attempts)
         return binance.free_balances(balance, self.market_type)
 
     def order_params(self, order: Order, market: Market) -> dict[str, Any]:
@@ -573,9 +564,11 @@ class CcxtBroker:
         market = self._market_or_reject(symbol)
         try:
             with self._translated(looking_up=True):
-                raw = read_retry(self._lookup_attempts)(
-                    lambda: self.exchange.fetch_order(None, market.broker_symbol, {"clientOrderId": client_order_id})
-                )()
+                raw = read_retry(
+                    lambda: self.exchange.fetch_order(None, market.broker_symbol, {"clientOrderId": client_order_id}),
+                    _RETRYABLE,
+                    attempts=self._lookup_attempts,
+                )
         except _Absent:
             return None
         try:
@@ -690,20 +683,17 @@ class CcxtBroker:
             if cached is None or placement.filled <= 0:
                 return
             free: dict[str, Decimal] = dict(cached.value)
+            if self.market_type == "future" and reduce_only:
+                self._balance = None  # released margin depends on the entry price: read it afresh
+                return
             price = placement.average_price or placement.price or ZERO
-            cost = placement.filled * price
-            if self.market_type == "future":
-                if reduce_only:  # released margin depends on the entry price: read it afresh
-                    self._balance = None
-                    return
-                margin = cost / self.leverage(market.symbol)
-                free[market.quote] = free.get(market.quote, ZERO) - margin
-            elif placement.side == "buy":
-                free[market.quote] = free.get(market.quote, ZERO) - cost
-                free[market.base] = free.get(market.base, ZERO) + placement.filled
-            else:
-                free[market.quote] = free.get(market.quote, ZERO) + cost
-                free[market.base] = free.get(market.base, ZERO) - placement.filled
+            leverage = self.leverage(market.symbol)
+            spent, amount = required_funds(market, placement.side, placement.filled, price, leverage)
+            free[spent] = free.get(spent, ZERO) - amount
+            if self.market_type != "future":  # spot: what the fill bought or the sale brought in
+                cost = placement.filled * price
+                got, received = (market.base, placement.filled) if spent == market.quote else (market.quote, cost)
+                free[got] = free.get(got, ZERO) + received
             self._balance = _Cached(free, cached.at)
 
     def _placement(self, raw: dict[str, Any], market: Market, client_order_id: str) -> Placement:

@@ -21,6 +21,7 @@ from ordergate.brokers.base import binance_params, load_markets
 from ordergate.brokers.endpoints import Money
 from ordergate.config import validate
 from ordergate.pipeline.errors import INSUFFICIENT_BALANCE, BrokerError, ConfigError, Rejection
+from ordergate.pipeline.funds import required_funds
 from ordergate.pipeline.money import ZERO
 from ordergate.pipeline.signal import Market, MarketType, Order, Placement
 
@@ -208,17 +209,18 @@ class PaperBroker:
         return free - sum((held for a, held in self._reserved.values() if a == asset), ZERO)
 
     def _requirement(self, order: Order, market: Market, price: Decimal) -> tuple[str, Decimal, Decimal]:
-        """``(asset, needed, credit)``: what the order spends, and what closing frees first.
+        """``(asset, needed, credit)``: what the order spends (:func:`required_funds`), and what
+        closing frees first.
 
         Futures: only the part that opens or extends a position needs margin; the part that
         closes one releases its margin and books its PnL (a reversal needs only the margin of
         the new position). A reduce-only order that would not only reduce is refused, as
-        Binance does (-2022).
+        Binance does (-2022). Spot and equity: a cash account, a sell spends what it sells
+        whatever its product (the paper account does not simulate intraday shorts).
         """
         if self.market_type != "future":
-            if order.side == "buy":
-                return market.quote, order.quantity * price, ZERO
-            return market.base, order.quantity, ZERO
+            asset, needed = required_funds(market, order.side, order.quantity, price, self._leverage)
+            return asset, needed, ZERO
         position = self._positions.get(market.symbol, _Position())
         signed = order.quantity if order.side == "buy" else -order.quantity
         closing = min(order.quantity, abs(position.quantity)) if position.quantity * signed < 0 else ZERO
@@ -226,7 +228,8 @@ class PaperBroker:
             raise Rejection("ReduceOnly Order is rejected.", code="reduce_only_rejected")
         direction = 1 if position.quantity > 0 else -1
         credit = closing * position.entry / self._leverage + closing * (price - position.entry) * direction
-        return market.quote, (order.quantity - closing) * price / self._leverage, credit
+        asset, needed = required_funds(market, order.side, order.quantity - closing, price, self._leverage)
+        return asset, needed, credit
 
     def _fill(self, order: Order, market: Market, price: Decimal) -> None:
         if self.market_type != "future":

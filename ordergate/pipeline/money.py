@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import decimal
 import json
-from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any
 
 ZERO = Decimal(0)
@@ -38,19 +38,21 @@ def too_long(value: Decimal) -> bool:
     return max(len(digits), len(digits) + exponent, -exponent) > MAX_DIGITS
 
 
-def to_decimal(value: object) -> Decimal | None:
+def to_decimal(value: object, *, floats: bool = False) -> Decimal | None:
     """Parse a JSON number or a numeric string into a finite Decimal; None if it is neither.
 
-    Floats are refused on purpose: by the time a value is a float, precision is already lost.
+    Floats are refused unless ``floats``: by the time a value is a float, precision is already
+    lost. A broker library's answer is the exception (ccxt parses an exchange's JSON numbers to
+    floats): ``floats`` reads one by its shortest repr, ``0.1`` as ``0.1``, never its binary expansion.
     """
-    if isinstance(value, (bool, float)):
+    if isinstance(value, bool) or (isinstance(value, float) and not floats):
         return None
     if isinstance(value, Decimal):
         result = value
     elif isinstance(value, int):
         result = Decimal(value)
-    elif isinstance(value, str):
-        text = value.strip()
+    elif isinstance(value, (str, float)):
+        text = value.strip() if isinstance(value, str) else repr(value)
         if "_" in text:  # Decimal() accepts '1_000'; a quantity in an alert should not
             return None
         try:
@@ -62,6 +64,13 @@ def to_decimal(value: object) -> Decimal | None:
     return result if result.is_finite() and not too_long(result) else None
 
 
+def wire_decimal(value: object, default: Decimal = ZERO) -> Decimal:
+    """A number in a broker's answer (a string on the wire, or ccxt's float) as an exact Decimal,
+    ``default`` when it is absent (None, "") or not a finite number: :func:`to_decimal` with floats."""
+    result = to_decimal(value, floats=True)
+    return default if result is None else result
+
+
 def decimals(value: Decimal) -> int:
     """Number of significant decimal places: ``0.0010`` has 3, ``10`` and ``1E+1`` have 0."""
     exponent = value.normalize().as_tuple().exponent
@@ -69,11 +78,18 @@ def decimals(value: Decimal) -> int:
     return max(0, -exponent)
 
 
-def floor_to_step(value: Decimal, step: Decimal) -> Decimal:
-    """Truncate ``value`` down to a multiple of ``step`` (a step of 0 means no step rule)."""
+def to_step(value: Decimal, step: Decimal, *, up: bool) -> Decimal:
+    """``value`` on the grid of ``step`` (a tick size, a lot step), rounded up or down; a step of
+    0 means no such rule. Every rounding of a price or a quantity in ordergate is this one."""
     if step <= 0:
         return value
-    return (value / step).to_integral_value(rounding=ROUND_FLOOR) * step
+    return (value / step).to_integral_value(rounding=ROUND_CEILING if up else ROUND_FLOOR) * step
+
+
+def floor_to_step(value: Decimal, step: Decimal) -> Decimal:
+    """Truncate a quantity down to a multiple of ``step``, as exchanges apply their lot step
+    (Binance LOT_SIZE): never more than the trader asked for."""
+    return to_step(value, step, up=False)
 
 
 def round_price(value: Decimal, tick: Decimal, side: str) -> Decimal:
@@ -81,10 +97,7 @@ def round_price(value: Decimal, tick: Decimal, side: str) -> Decimal:
 
     A buy rounds down (never pays more than asked), a sell rounds up (never sells for less).
     """
-    if tick <= 0:
-        return value
-    rounding = ROUND_DOWN if side.lower() == "buy" else ROUND_CEILING
-    return (value / tick).to_integral_value(rounding=rounding) * tick
+    return to_step(value, tick, up=side.lower() != "buy")
 
 
 def dumps(value: object, **options: Any) -> str:

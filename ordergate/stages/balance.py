@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any, ClassVar
 
 from ordergate.pipeline.errors import INSUFFICIENT_BALANCE, Rejection
-from ordergate.pipeline.signal import Market, Order, Signal
+from ordergate.pipeline.funds import required_funds
+from ordergate.pipeline.signal import Signal
 from ordergate.pipeline.stage import RouteContext
-
-
-def required_funds(order: Order, market: Market, price: Decimal, leverage: Decimal) -> tuple[str, Decimal]:
-    """Which asset an order spends, and how much of it.
-
-    Futures: margin in the quote asset (notional / leverage); reduce-only orders spend none.
-    Spot and cash equities: a buy spends the quote asset, a sell spends the base asset. An
-    intraday equity order (MIS, NRML) is counted at its full value either way: the broker's
-    intraday margin is smaller, so this errs on the safe side, as the futures margin does.
-    """
-    if market.type == "future":
-        return market.quote, Decimal(0) if order.reduce_only else order.quantity * price / leverage
-    if order.side == "buy" or (market.type == "equity" and order.product in ("MIS", "NRML")):
-        # an intraday (MIS) or NRML sell may open a short: it is paid for with funds, not shares
-        return market.quote, order.quantity * price
-    return market.base, order.quantity
 
 
 class BalanceCheck:
@@ -58,7 +42,16 @@ class BalanceCheck:
         market = signal.require_market()
         prices = signal.prices
         assert prices is not None  # set by notional, which the registry puts first
-        asset, needed = required_funds(order, market, prices.high, self.broker.leverage(market.symbol))
+        leverage = self.broker.leverage(market.symbol)
+        asset, needed = required_funds(
+            market,
+            order.side,
+            order.quantity,
+            prices.high,
+            leverage,
+            reduce_only=order.reduce_only,
+            product=order.product,
+        )
         if needed <= 0:
             return signal
         asked = self.reservations.clock()  # when the read began: holds settled after it still count

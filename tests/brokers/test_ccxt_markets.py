@@ -1,6 +1,6 @@
 """market_of: how an exchange's market (Binance's exchangeInfo filters, else ccxt's parsed
 precision and limits) becomes an ordergate Market. Whole-Market equality, so that every
-filter, fallback and min/max choice is pinned; plus _dec and rewrite_urls, the small pure
+filter, fallback and min/max choice is pinned; plus rewrite_urls, the small pure
 helpers around it."""
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from ordergate.brokers.binance import dec as _dec
 from ordergate.brokers.binance import market_of
 from ordergate.brokers.ccxt import rewrite_urls
 from ordergate.pipeline.signal import Market, MarketType
@@ -168,29 +167,6 @@ def test_symbol_is_the_exchange_id_upper_cased_and_broker_symbol_ccxt_s() -> Non
     assert market_of(raw, "spot") == Market(
         symbol="ETHBTC", base="ETH", quote="BTC", type="spot", tick_size=D("0.01"), broker_symbol="ETH/BTC"
     )
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        (None, "0"),
-        ("", "0"),
-        ("0.00001000", "0.00001000"),
-        ("5", "5"),
-        (0.1, "0.1"),  # a ccxt float by its shortest repr, never its binary expansion
-        (0.5, "0.5"),
-        (3, "3"),
-        ("abc", "0"),
-        ("NaN", "0"),
-        ("Infinity", "0"),
-        (float("inf"), "0"),
-        ([], "0"),
-    ],
-)
-def test_dec(value: Any, expected: str) -> None:
-    result = _dec(value)
-    assert type(result) is Decimal
-    assert str(result) == expected
 
 
 @pytest.mark.parametrize("base", ["http://127.0.0.1:8080", "http://127.0.0.1:8080/", "http://127.0.0.1:8080//"])

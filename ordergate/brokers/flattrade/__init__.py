@@ -7,8 +7,8 @@
 
 from __future__ import annotations
 
-from ordergate.brokers.flattrade.broker import OPTIONS_SCHEMA, FlatTradeBroker, protected_price, to_tick
-from ordergate.brokers.flattrade.client import NorenClient, number
+from ordergate.brokers.flattrade.broker import OPTIONS_SCHEMA, FlatTradeBroker, protected_price
+from ordergate.brokers.flattrade.client import NorenClient
 from ordergate.brokers.flattrade.session import (
     IST,
     LOGIN_PATH,
@@ -30,7 +30,5 @@ __all__ = [
     "SessionExpired",
     "SessionStore",
     "next_expiry",
-    "number",
     "protected_price",
-    "to_tick",
 ]

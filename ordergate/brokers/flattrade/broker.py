@@ -18,7 +18,7 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass, replace
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus, urlencode
@@ -26,17 +26,17 @@ from urllib.parse import quote_plus, urlencode
 from ordergate.brokers.endpoints import Money, money_of, url_host
 from ordergate.brokers.flattrade.client import (
     NorenClient,
+    Unreachable,
     failure,
     login_token,
     no_data,
-    number,
     placed,
-    read_retry,
     rejected,
     session_expired,
     translated,
 )
 from ordergate.brokers.flattrade.session import LOGIN_PATH, SessionExpired, SessionStore, Tokens, next_expiry
+from ordergate.brokers.retry import read_retry
 from ordergate.config import validate
 from ordergate.pipeline.errors import (
     INVALID_SYMBOL,
@@ -47,7 +47,7 @@ from ordergate.pipeline.errors import (
     Rejection,
 )
 from ordergate.pipeline.journal import Journal
-from ordergate.pipeline.money import ZERO, plain
+from ordergate.pipeline.money import ZERO, plain, to_step, wire_decimal
 from ordergate.pipeline.signal import Market, MarketType, Order, Placement, Side
 from ordergate.redact import register
 
@@ -84,23 +84,15 @@ PRODUCTS = {"CNC": "C", "MIS": "I", "NRML": "M"}
 FILLED, PARTIAL, NEW, REJECTED, CANCELED = "FILLED", "PARTIALLY_FILLED", "NEW", "REJECTED", "CANCELED"
 
 
-def to_tick(price: Decimal, tick: Decimal, *, up: bool) -> Decimal:
-    """``price`` on the tick grid, rounded up or down."""
-    if tick <= ZERO:
-        return price
-    steps = (price / tick).to_integral_value(rounding=ROUND_CEILING if up else ROUND_FLOOR)
-    return (steps * tick).normalize()
-
-
 def protected_price(last: Decimal, side: str, pct: Decimal, tick: Decimal, low: Decimal, high: Decimal) -> Decimal:
     """A marketable limit: ``last`` ± ``pct`` %, on the tick, inside the circuit limits [low, high]."""
     buy = side == "buy"
     raw = last * (1 + pct / 100) if buy else last * (1 - pct / 100)
-    price = to_tick(raw, tick, up=buy)
+    price = to_step(raw, tick, up=buy)
     if high > ZERO and price > high:
-        price = to_tick(high, tick, up=False)
+        price = to_step(high, tick, up=False)
     if low > ZERO and price < low:
-        price = to_tick(low, tick, up=True)
+        price = to_step(low, tick, up=True)
     return price
 
 
@@ -239,7 +231,7 @@ class FlatTradeBroker:
             raise SessionExpired(self.name)
         with translated(self.name, placing=not read):
             if read:
-                answer = read_retry(lambda: self.client.call(route, data, token))
+                answer = read_retry(lambda: self.client.call(route, data, token), Unreachable)
             else:  # a placement is never repeated blind: a lost answer is looked up
                 answer = self.client.call(route, data, token)
         if session_expired(answer):
@@ -275,13 +267,13 @@ class FlatTradeBroker:
             rules = found
             if not found.get("ti"):  # SearchScrip may list only exch/token/tsym: GetQuotes has the rules
                 rules = self._fetch_quote(name, exchange, token)
-            lot = number(rules.get("ls"), Decimal(1))
+            lot = wire_decimal(rules.get("ls"), Decimal(1))
             market = Market(
                 symbol=name,
                 base=name,
                 quote="INR",
                 type="equity",
-                tick_size=number(rules.get("ti"), Decimal("0.05")),
+                tick_size=wire_decimal(rules.get("ti"), Decimal("0.05")),
                 step_size=lot,
                 min_qty=lot,
                 broker_symbol=str(found["tsym"]),
@@ -311,10 +303,12 @@ class FlatTradeBroker:
     def _fetch_quote(self, symbol: str, exchange: str, token: str) -> dict[str, Any]:
         """GetQuotes: the last price and circuit limits (cached briefly), and the scrip's rules."""
         answer = self._call("GetQuotes", {"uid": self.user_id, "exch": exchange, "token": token})
-        last = number(answer.get("lp")) if isinstance(answer, dict) and answer.get("stat") == "Ok" else ZERO
+        last = wire_decimal(answer.get("lp")) if isinstance(answer, dict) and answer.get("stat") == "Ok" else ZERO
         if last <= ZERO:  # no trade yet today, or an error: no price to protect an order with
             raise self._failed("GetQuotes", answer)
-        self._quotes[symbol] = _Quote(last, number(answer.get("lc")), number(answer.get("uc")), time.monotonic())
+        self._quotes[symbol] = _Quote(
+            last, wire_decimal(answer.get("lc")), wire_decimal(answer.get("uc")), time.monotonic()
+        )
         return dict(answer)
 
     def price(self, symbol: str) -> Decimal:
@@ -342,7 +336,11 @@ class FlatTradeBroker:
             answer = self._call("Limits", {"uid": self.user_id, "actid": self.account_id})
             if not isinstance(answer, dict) or answer.get("stat") != "Ok":
                 raise self._failed("Limits", answer)
-            return number(answer.get("cash")) + number(answer.get("payin")) - number(answer.get("marginused"))
+            return (
+                wire_decimal(answer.get("cash"))
+                + wire_decimal(answer.get("payin"))
+                - wire_decimal(answer.get("marginused"))
+            )
         answer = self._call("Holdings", {"uid": self.user_id, "actid": self.account_id, "prd": "C"})
         if no_data(answer):
             return ZERO
@@ -355,8 +353,8 @@ class FlatTradeBroker:
             if symbols & wanted:
                 # demat (dpqty), pledged-free (npoadqty) or plain holding quantity, whichever the
                 # account reports; plus shares bought yesterday (btstqty), minus those sold today
-                owned = max(number(row.get(k)) for k in ("holdqty", "dpqty", "npoadqty"))
-                held += owned + number(row.get("btstqty")) - number(row.get("usedqty"))
+                owned = max(wire_decimal(row.get(k)) for k in ("holdqty", "dpqty", "npoadqty"))
+                held += owned + wire_decimal(row.get("btstqty")) - wire_decimal(row.get("usedqty"))
         return held
 
     # -- orders -------------------------------------------------------------------------------------
@@ -478,8 +476,8 @@ class FlatTradeBroker:
         return placement
 
     def _placement(self, row: dict[str, Any], order_no: str, order: Order, market: Market, price: Decimal) -> Placement:
-        filled = number(row.get("fillshares"))
-        average = number(row.get("avgprc")) if filled > ZERO else None
+        filled = wire_decimal(row.get("fillshares"))
+        average = wire_decimal(row.get("avgprc")) if filled > ZERO else None
         return Placement(
             order_id=order_no,
             client_order_id=order.client_order_id,
@@ -507,10 +505,10 @@ class FlatTradeBroker:
             symbol=market.symbol,
             side=side,
             type="LIMIT",
-            quantity=number(row.get("qty")),
+            quantity=wire_decimal(row.get("qty")),
             client_order_id=client_order_id,
         )
-        return self._placement(row, str(row.get("norenordno", "")), order, market, number(row.get("prc")))
+        return self._placement(row, str(row.get("norenordno", "")), order, market, wire_decimal(row.get("prc")))
 
 
 def _status(row: dict[str, Any]) -> str:
@@ -522,7 +520,7 @@ def _status(row: dict[str, Any]) -> str:
         return REJECTED
     if status.startswith("CANCEL"):
         return CANCELED
-    return PARTIAL if number(row.get("fillshares")) > ZERO else NEW
+    return PARTIAL if wire_decimal(row.get("fillshares")) > ZERO else NEW
 
 
 def _with_note(placement: Placement, note: str) -> Placement:

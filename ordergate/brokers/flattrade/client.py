@@ -9,33 +9,17 @@ answer NorenOMS did give (``"stat": "Not_Ok"``) is read by the functions below i
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
+from typing import Any
 
 import requests
-from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from ordergate.pipeline.errors import BrokerAuthError, BrokerUnavailable, OrderOutcomeUnknown, Rejection
-from ordergate.pipeline.money import ZERO
-
-T = TypeVar("T")
 
 
 class Unreachable(Exception):
     """The request failed on the way (connection, timeout, 5xx): it may have reached the OMS."""
-
-
-def number(value: Any, default: Decimal = ZERO) -> Decimal:
-    """A NorenOMS number (always a string on the wire) as an exact Decimal."""
-    if value is None or value == "":
-        return default
-    try:
-        result = Decimal(str(value))
-    except InvalidOperation:
-        return default
-    return result if result.is_finite() else default
 
 
 class NorenClient:
@@ -67,17 +51,6 @@ class NorenClient:
             return response.json()
         except (requests.RequestException, ValueError):
             raise Unreachable("apitoken") from None
-
-
-def read_retry(call: Callable[[], T]) -> T:
-    """Reads only: three attempts on network failures, 0.2 s then 0.4 s apart."""
-    retrying = retry(
-        retry=retry_if_exception_type(Unreachable),
-        stop=stop_after_attempt(3),
-        wait=wait_exponential(multiplier=0.2, max=1),
-        reraise=True,
-    )
-    return retrying(call)()
 
 
 # -- error translation: the one place NorenOMS's failures become ordergate's errors ----------------
