@@ -258,3 +258,26 @@ def test_money_groups_thousands(value: Decimal, text: str) -> None:
 )
 def test_dumps_writes_decimals_as_exact_strings(value: object, options: dict[str, Any], text: str) -> None:
     assert dumps(value, **options) == text
+
+
+def test_widen_context_sets_this_threads_precision_and_every_later_threads() -> None:
+    """Called once at import; called again here so a change to it cannot hide behind that."""
+    import decimal
+    import threading
+
+    from ordergate.pipeline.money import PRECISION, widen_context
+
+    decimal.getcontext().prec = 28
+    decimal.DefaultContext.prec = 28
+    try:
+        widen_context()
+        assert decimal.getcontext().prec == PRECISION
+        assert decimal.DefaultContext.prec == PRECISION
+        seen: list[int] = []
+        thread = threading.Thread(target=lambda: seen.append(decimal.getcontext().prec))
+        thread.start()
+        thread.join()
+        assert seen == [PRECISION]
+    finally:
+        decimal.DefaultContext.prec = PRECISION
+        decimal.getcontext().prec = PRECISION
