@@ -41,6 +41,12 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
         'as in plain(): ",F" and ",f" print a Decimal alike',
     ),
     (
+        "ordergate/pipeline/money.py",
+        "return to_step(value, step, up=False)",
+        "return to_step(value, step, up=None)",
+        "to_step reads up only for its truth (ROUND_CEILING if up else ROUND_FLOOR): None is as false as False",
+    ),
+    (
         "ordergate/stages/precision.py",
         "if price is not None and order.price is not None:",
         "if price is not None or order.price is not None:",
