@@ -281,3 +281,24 @@ def test_widen_context_sets_this_threads_precision_and_every_later_threads() -> 
     finally:
         decimal.DefaultContext.prec = PRECISION
         decimal.getcontext().prec = PRECISION
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("NaN", False),  # not a number at all: refused elsewhere, never "too long"
+        ("Infinity", False),
+        ("1" * 60, False),
+        ("1" * 61, True),
+        ("1" * 31 + "." + "1" * 30, True),  # 61 digits, half of them decimals
+        ("1" * 30 + "." + "1" * 30, False),
+        ("1E+70", True),  # written out in full: a 1 and 70 zeros
+        ("1E+59", False),
+        ("1E-70", True),  # 0.000...1: 70 decimals
+        ("1E-60", False),
+    ],
+)
+def test_too_long_counts_every_digit_written_out_in_full(text: str, expected: bool) -> None:
+    from ordergate.pipeline.money import too_long
+
+    assert too_long(Decimal(text)) is expected
