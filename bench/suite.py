@@ -51,7 +51,7 @@ from ordergate.config import Settings, load_settings
 from ordergate.logs import configure_logging
 from ordergate.pipeline.signal import Signal
 from ordergate.server import EdgeLimits, GracefulServer
-from tests.brokers.fake_binance import RESPONSES, FakeBinance, Serving
+from tests.brokers.fake_binance import RESPONSES, FakeBinance, Serving, loopback_testnet
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "config"
@@ -265,15 +265,7 @@ def chain(sizes: Sizes, scratch: Path) -> list[Row]:
 
 
 def testnet_app(exchange: FakeBinance, scratch: Path, name: str) -> tuple[OrdergateApp, Settings]:
-    environ = {
-        "WEBHOOK_SECRET": SECRET,
-        "BINANCE_API_KEY": "loopback-key-not-a-secret",
-        "BINANCE_API_SECRET": "loopback-secret-not-a-secret",
-        "BINANCE_API_URL": exchange.url,
-        "BINANCE_MARKET_TYPE": "spot",
-        "ORDERGATE_DB": str(scratch / f"{name}.db"),
-    }
-    settings = load_settings("testnet", CONFIG_DIR, environ=environ)
+    settings = loopback_testnet(exchange, scratch / f"{name}.db", SECRET)
     settings.data["limits"]["max_orders_per_minute"] = None
     settings.data["limits"]["max_notional"] = None
     return create_app(settings), settings

@@ -24,10 +24,10 @@ from typing import Any
 import pytest
 
 from ordergate.app import OrdergateApp, create_app
-from ordergate.config import Settings, load_settings
+from ordergate.config import Settings
 from ordergate.pipeline.reservations import Reservations
-from tests.brokers.fake_binance import FakeBinance, Plan, Serving
-from tests.conftest import CONFIG_DIR, LiveServer, serving
+from tests.brokers.fake_binance import FakeBinance, Plan, Serving, loopback_testnet
+from tests.conftest import LiveServer, serving
 
 SECRET = "hook-secret-not-a-secret"
 WEBHOOK = f"/webhook/{SECRET}"
@@ -49,15 +49,7 @@ def testnet(journal_settings: Settings, exchange: FakeBinance) -> Iterator[Calla
     where = {k: journal_settings.data["journal"][k] for k in ("url", "path")}
 
     def make() -> OrdergateApp:
-        environ = {
-            "WEBHOOK_SECRET": SECRET,
-            "BINANCE_API_KEY": "loopback-key-not-a-secret",
-            "BINANCE_API_SECRET": "loopback-secret-not-a-secret",
-            "BINANCE_API_URL": exchange.url,
-            "BINANCE_MARKET_TYPE": "spot",
-            "ORDERGATE_DB": str(Path(where["path"]).parent / "testnet.db"),
-        }
-        settings = load_settings("testnet", CONFIG_DIR, environ=environ)
+        settings = loopback_testnet(exchange, Path(where["path"]).parent / "testnet.db", SECRET)
         settings.data["journal"].update(duplicate_wait_s=5, **where)
         settings.data["limits"].update(max_notional=None, max_orders_per_minute=600)  # the balance decides
         binance = settings.data["brokers"]["binance"]

@@ -22,11 +22,11 @@ from falcon import testing
 from ordergate.answers import SETTLED, answer_status
 from ordergate.app import OrdergateApp, create_app
 from ordergate.brokers.ccxt import CcxtBroker
-from ordergate.config import Settings, load_settings
+from ordergate.config import Settings
 from ordergate.pipeline.recovery import reconcile
 from ordergate.pipeline.signal import Order
-from tests.brokers.fake_binance import FakeBinance, Serving
-from tests.conftest import CONFIG_DIR, serving
+from tests.brokers.fake_binance import FakeBinance, Serving, loopback_testnet
+from tests.conftest import serving
 
 SECRET = "hook-secret-not-a-secret"
 WEBHOOK = f"/webhook/{SECRET}"
@@ -41,15 +41,7 @@ def exchange() -> Iterator[FakeBinance]:
 
 def app_on_testnet(exchange: FakeBinance, tmp_path: Path, **journal: Any) -> OrdergateApp:
     """The testnet app on the loopback exchange (a SQLite journal unless ``journal`` says otherwise)."""
-    environ = {
-        "WEBHOOK_SECRET": SECRET,
-        "BINANCE_API_KEY": "loopback-key-not-a-secret",
-        "BINANCE_API_SECRET": "loopback-secret-not-a-secret",
-        "BINANCE_API_URL": exchange.url,
-        "BINANCE_MARKET_TYPE": "spot",
-        "ORDERGATE_DB": str(tmp_path / "testnet.db"),
-    }
-    settings = load_settings("testnet", CONFIG_DIR, environ=environ)
+    settings = loopback_testnet(exchange, tmp_path / "testnet.db", SECRET)
     settings.data["journal"].update(duplicate_wait_s=5, **journal)
     settings.data["brokers"]["binance"]["lookup_delay_s"] = 0
     return create_app(settings)

@@ -636,3 +636,19 @@ class Serving:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+
+def loopback_testnet(exchange: FakeBinance, journal_file: Path, secret: str) -> Any:
+    """The shipped testnet settings with every Binance broker pointed at ``exchange`` and a
+    SQLite journal at ``journal_file``: what a user with testnet keys runs, on loopback."""
+    from ordergate.config import load_settings
+
+    environ = {
+        "WEBHOOK_SECRET": secret,
+        "BINANCE_API_KEY": "loopback-key-not-a-secret",
+        "BINANCE_API_SECRET": "loopback-secret-not-a-secret",
+        "BINANCE_API_URL": exchange.url,
+        "BINANCE_MARKET_TYPE": "spot",
+        "ORDERGATE_DB": str(journal_file),
+    }
+    return load_settings("testnet", Path(__file__).resolve().parents[2] / "config", environ=environ)
